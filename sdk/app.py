@@ -1,0 +1,137 @@
+"""App: the registry of tasks and the producer's entry point (Celery's ``Celery``)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar, overload
+
+from sdk.calls import Call, SendOptions
+from sdk.config import Settings, settings_from_object
+from sdk.context import Request, current_request
+from sdk.errors import DuplicateTask
+from sdk.protocol import new_id
+from sdk.result import AsyncResult, EagerResult
+from sdk.serializers import Codec
+from sdk.signing import Signer
+from sdk.task import Task
+from sdk.transports import Transport
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class App:
+    """Tasks are registered on an App; runs are submitted through its transport.
+
+    ``App("proj", gateway_url=...)`` submits over HTTP; with ``redis_url=...`` (or
+    ``CELERIAC_REDIS_URL``) it writes to Redis directly.
+    """
+
+    def __init__(self, main: str = "app", **settings: Any) -> None:
+        self.main = main
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        self._code_settings: dict[str, Any] = dict(settings)
+        self.conf = self._resolve()
+        self._transport: Transport | None = None
+        self._codec: Codec | None = None
+
+    def __repr__(self) -> str:
+        return f"<App {self.main}: {len(self.tasks)} tasks>"
+
+    # -- configuration ------------------------------------------------------------------------
+    def _resolve(self) -> Settings:
+        return Settings().updated(self._code_settings).with_env()
+
+    def config_from_object(self, obj: object | str) -> None:
+        """Load Celery-style settings from a module (or its dotted name) or an object."""
+        self._code_settings.update(settings_from_object(obj))
+        self.conf = self._resolve()
+        self.close()
+
+    @property
+    def codec(self) -> Codec:
+        if self._codec is None:
+            key = self.conf.signing_key
+            self._codec = Codec(Signer(key) if key else None)
+        return self._codec
+
+    @property
+    def transport(self) -> Transport:
+        """Built on first use from the settings: HTTP if a gateway URL is set, else Redis."""
+        if self._transport is None:
+            if self.conf.gateway_url:
+                from sdk.transports.http import HttpTransport
+
+                self._transport = HttpTransport(self.conf)
+            else:
+                from sdk.transports.redis import RedisTransport
+
+                self._transport = RedisTransport(self.conf, self.codec)
+        return self._transport
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+        self._transport = None
+        self._codec = None
+
+    # -- registering ---------------------------------------------------------------------------
+    @overload
+    def task(self, fn: F, /) -> Task[Any, Any]: ...
+    @overload
+    def task(self, fn: None = None, /, **options: Any) -> Callable[[F], Task[Any, Any]]: ...
+
+    def task(self, fn: Any = None, /, *, name: str | None = None, bind: bool = False,
+             base: type[Task[Any, Any]] = Task, **options: Any) -> Any:
+        """Register a function as a task; works bare (``@app.task``) and with options."""
+
+        def register(f: Callable[..., Any]) -> Task[Any, Any]:
+            task_name = name or f"{f.__module__}.{f.__qualname__}"
+            if task_name in self.tasks:
+                raise DuplicateTask(f"a task named {task_name!r} is already registered")
+            task = base(self, f, task_name, bind=bind, options=options)
+            self.tasks[task_name] = task
+            return task
+
+        return register(fn) if fn is not None else register
+
+    # -- submitting ----------------------------------------------------------------------------
+    def send_task(self, name: str, args: Iterable[Any] | None = None,
+                  kwargs: dict[str, Any] | None = None, **options: Any) -> AsyncResult:
+        """Submit a run of a task by name, registered here or not."""
+        if "task_id" in options:
+            options["idempotency_key"] = options.pop("task_id")
+        call = Call(name, tuple(args or ()), dict(kwargs or {}), SendOptions(**options))
+        return self.send_calls([call])[0]
+
+    def send_calls(self, calls: Sequence[Call]) -> list[AsyncResult]:
+        return [AsyncResult(i, self) for i in self.transport.send(calls)]
+
+    async def send_calls_async(self, calls: Sequence[Call]) -> list[AsyncResult]:
+        return [AsyncResult(i, self) for i in await self.transport.send_async(calls)]
+
+    def AsyncResult(self, run_id: str) -> AsyncResult:  # noqa: N802 - Celery's name
+        return AsyncResult(run_id, self)
+
+    def run_eagerly(self, task: Task[Any, Any], call: Call) -> EagerResult:
+        """Run ``call`` inline, as an executor would (``task_always_eager``)."""
+        run_id = call.options.idempotency_key or new_id()
+        request = Request(id=run_id, task=task.name, args=tuple(call.args), kwargs=call.kwargs,
+                          is_eager=True, root_id=run_id)
+        token = current_request.set(request)
+        try:
+            value = task(*call.args, **call.kwargs)
+            if inspect.isawaitable(value):
+                value = asyncio.run(_await(value))
+        except Exception as exc:
+            if self.conf.task_eager_propagates:
+                raise
+            return EagerResult(run_id, self, None, exc)
+        finally:
+            current_request.reset(token)
+        return EagerResult(run_id, self, value, None)
+
+
+async def _await(value: Any) -> Any:
+    return await value

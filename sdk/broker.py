@@ -1,0 +1,169 @@
+"""Redis operations of the wire protocol, for producers and readers (sync and async).
+
+Each operation is planned once by a pure function (keys and arguments of a script call)
+and executed by a thin sync or async driver, so the two never drift apart.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import redis
+import redis.asyncio as aredis
+from redis.commands.core import AsyncScript, Script
+
+from sdk import protocol as p
+from sdk import scripts, states
+from sdk.keys import Keys
+
+Fields = dict[bytes, bytes]
+_TERMINAL = {s.encode() for s in states.TERMINAL}
+_json = msgspec.json.Decoder()
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Sizes that bound what Redis keeps."""
+
+    history: int = 10_000  # runs listed by GET /runs
+    events: int = 100_000  # entries kept in the events stream (approximate)
+    result_ttl: int = 86_400  # seconds a finished run's record is kept
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One run to submit: its envelope and its encoded arguments."""
+
+    message: p.Message
+    body: bytes
+
+
+def plan_submit(keys: Keys, limits: Limits, sub: Submission) -> tuple[list[str], list[Any]]:
+    m = sub.message
+    env = p.encode_envelope(m)
+    delayed = m.eta is not None and m.eta > p.now_ms()
+    target = keys.delayed(m.queue) if delayed else keys.stream(m.queue, m.priority)
+    state = states.SCHEDULED if delayed else states.PENDING
+    args: list[Any] = [
+        "delayed" if delayed else "stream", m.eta or 0, m.id, env, sub.body,
+        m.created_at, limits.history, limits.events, m.queue, m.task, state,
+    ]
+    for name, value in ((p.F_PARENT, m.parent_id), (p.F_ROOT, m.root_id),
+                        (p.F_CALLBACK, m.callback_url)):
+        if value:
+            args += [name, value]
+    return [target, keys.run(m.id), keys.runs, keys.events, keys.queues], args
+
+
+def is_terminal(fields: Fields | None) -> bool:
+    return bool(fields) and fields.get(b"state") in _TERMINAL  # type: ignore[union-attr]
+
+
+def decode_hash(raw: dict[bytes, bytes]) -> dict[str, Any]:
+    """A hash of JSON values (the task catalog, the worker table) as Python objects."""
+    return {k.decode(): _json.decode(v) for k, v in raw.items()}
+
+
+class Broker:
+    """Synchronous protocol operations over one redis-py client."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, limits: Limits | None = None) -> None:
+        self.redis = client
+        self.keys = keys
+        self.limits = limits or Limits()
+        self.scripts: dict[str, Script] = {
+            n: client.register_script(scripts.source(n)) for n in scripts.NAMES
+        }
+
+    def submit(self, subs: Sequence[Submission]) -> list[bool]:
+        """Queue runs in one round trip; False where the id already existed."""
+        if len(subs) == 1:
+            k, a = plan_submit(self.keys, self.limits, subs[0])
+            return [bool(self.scripts["submit"](k, a))]
+        pipe = self.redis.pipeline(transaction=False)
+        for sub in subs:
+            k, a = plan_submit(self.keys, self.limits, sub)
+            self.scripts["submit"](k, a, client=pipe)
+        return [bool(x) for x in pipe.execute()]
+
+    def run(self, run_id: str) -> Fields | None:
+        fields: Fields = self.redis.hgetall(self.keys.run(run_id))
+        return fields or None
+
+    def wait(self, run_id: str, timeout: float) -> Fields | None:
+        """The run's record once terminal, or as it is when ``timeout`` runs out.
+
+        Woken by the finish script's PUBLISH; subscribing before the re-check closes
+        the window where the run finishes between the two.
+        """
+        fields = self.run(run_id)
+        if fields is None or is_terminal(fields) or timeout <= 0:
+            return fields
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            pubsub.subscribe(self.keys.done_channel(run_id))
+            deadline = time.monotonic() + timeout
+            while not is_terminal(fields := self.run(run_id)):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                pubsub.get_message(timeout=remaining)
+            return fields
+        finally:
+            pubsub.close()
+
+    def tasks(self) -> dict[str, Any]:
+        return decode_hash(self.redis.hgetall(self.keys.tasks))
+
+
+class AsyncBroker:
+    """The same operations over a redis.asyncio client (gateway, async SDK)."""
+
+    def __init__(
+        self, client: aredis.Redis, keys: Keys, limits: Limits | None = None
+    ) -> None:
+        self.redis = client
+        self.keys = keys
+        self.limits = limits or Limits()
+        self.scripts: dict[str, AsyncScript] = {
+            n: client.register_script(scripts.source(n)) for n in scripts.NAMES
+        }
+
+    async def submit(self, subs: Sequence[Submission]) -> list[bool]:
+        if len(subs) == 1:
+            k, a = plan_submit(self.keys, self.limits, subs[0])
+            return [bool(await self.scripts["submit"](k, a))]
+        pipe = self.redis.pipeline(transaction=False)
+        for sub in subs:
+            k, a = plan_submit(self.keys, self.limits, sub)
+            await self.scripts["submit"](k, a, client=pipe)
+        return [bool(x) for x in await pipe.execute()]
+
+    async def run(self, run_id: str) -> Fields | None:
+        fields: Fields = await self.redis.hgetall(self.keys.run(run_id))
+        return fields or None
+
+    async def wait(self, run_id: str, timeout: float) -> Fields | None:
+        """As Broker.wait, for one waiter; the gateway shares one subscription instead."""
+        fields = await self.run(run_id)
+        if fields is None or is_terminal(fields) or timeout <= 0:
+            return fields
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(self.keys.done_channel(run_id))
+            deadline = time.monotonic() + timeout
+            while not is_terminal(fields := await self.run(run_id)):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                await pubsub.get_message(timeout=remaining)
+            return fields
+        finally:
+            await pubsub.aclose()
+
+    async def tasks(self) -> dict[str, Any]:
+        return decode_hash(await self.redis.hgetall(self.keys.tasks))

@@ -1,0 +1,118 @@
+"""From "call task X with these arguments and options" to a Submission on the wire.
+
+The gateway (from an HTTP body) and the SDK (from ``apply_async``) both go through
+``build_submission``, so a run looks the same whichever way it came in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from sdk import protocol as p
+from sdk.broker import Submission
+from sdk.errors import InvalidRequest
+from sdk.keys import DEFAULT_PRIORITY, PRIORITIES
+from sdk.serializers import Codec
+
+Number = int | float
+
+
+class SendOptions(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Per-run options: the fields of a submission besides ``args`` and ``kwargs``."""
+
+    queue: str | None = None
+    priority: int | None = None
+    countdown: Number | None = None  # seconds from now
+    eta: str | Number | None = None  # ISO 8601, or seconds since the epoch
+    expires: str | Number | None = None  # seconds from now, or ISO 8601
+    max_retries: int | None = None
+    callback_url: str | None = None
+    idempotency_key: str | None = None
+    parent_id: str | None = None
+    root_id: str | None = None
+    ignore_result: bool | None = None
+
+
+class SubmitBody(SendOptions, kw_only=True, omit_defaults=True):
+    """The JSON body of ``POST /tasks/{name}`` (and of each batch item)."""
+
+    args: list[Any] = msgspec.field(default_factory=list)
+    kwargs: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class BatchBody(msgspec.Struct):
+    items: list[SubmitBody]
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A request to run ``task``: what a producer hands to a transport."""
+
+    task: str
+    args: tuple[Any, ...] | list[Any]
+    kwargs: dict[str, Any]
+    options: SendOptions
+
+
+def _eta_ms(opts: SendOptions, now: int) -> int | None:
+    if opts.countdown is not None:
+        return now + int(opts.countdown * 1000) if opts.countdown > 0 else None
+    if opts.eta is None:
+        return None
+    if isinstance(opts.eta, str):
+        return p.parse_time(opts.eta)
+    return int(opts.eta * 1000)
+
+
+def _expires_ms(opts: SendOptions, now: int) -> int | None:
+    if opts.expires is None:
+        return None
+    if isinstance(opts.expires, str):
+        return p.parse_time(opts.expires)
+    return now + int(opts.expires * 1000)
+
+
+def build_message(
+    call: Call, *, default_queue: str, content_type: str, run_id: str | None = None
+) -> p.Message:
+    opts = call.options
+    priority = DEFAULT_PRIORITY if opts.priority is None else opts.priority
+    if priority not in PRIORITIES:
+        raise InvalidRequest(f"priority must be 0-9, not {priority}")
+    queue = opts.queue or default_queue
+    if not queue or len(queue) > 200 or any(c in queue for c in "{}: "):
+        raise InvalidRequest(f"invalid queue name {queue!r}")
+    now = p.now_ms()
+    run_id = run_id or p.new_id()
+    return p.Message(
+        id=run_id,
+        task=call.task,
+        queue=queue,
+        priority=priority,
+        content_type=content_type,
+        created_at=now,
+        eta=_eta_ms(opts, now),
+        expires=_expires_ms(opts, now),
+        max_retries=opts.max_retries,
+        parent_id=opts.parent_id,
+        root_id=opts.root_id or opts.parent_id or run_id,  # top-level runs are their own root
+        callback_url=opts.callback_url,
+        ignore_result=bool(opts.ignore_result),
+    )
+
+
+def build_submission(
+    call: Call, codec: Codec, *, default_queue: str, content_type: str,
+    run_id: str | None = None,
+) -> Submission:
+    """Encode ``call`` as a run: a fresh envelope and the serialized arguments."""
+    message = build_message(call, default_queue=default_queue, content_type=content_type,
+                            run_id=run_id)
+    body, signature = codec.encode({"args": list(call.args), "kwargs": call.kwargs},
+                                   content_type)
+    if signature is not None:
+        message.signature = signature
+    return Submission(message, body)

@@ -1,0 +1,91 @@
+"""Settings, resolved as: command-line flag > environment variable > App(...) > default."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from sdk.errors import ConfigurationError
+
+#: Environment variables, by setting name.
+ENV_VARS = {
+    "gateway_url": "CELERIAC_GATEWAY_URL",
+    "redis_url": "CELERIAC_REDIS_URL",
+    "api_key": "CELERIAC_API_KEY",
+    "prefix": "CELERIAC_PREFIX",
+    "signing_key": "CELERIAC_SIGNING_KEY",
+    "result_expires": "CELERIAC_RESULT_EXPIRES",
+    "history_size": "CELERIAC_HISTORY_SIZE",
+    "max_body": "CELERIAC_MAX_BODY",
+    "timezone": "CELERIAC_TIMEZONE",
+}
+
+
+@dataclass
+class Settings:
+    """Every setting a producer, gateway or executor reads (Celery-style names)."""
+
+    gateway_url: str | None = None
+    redis_url: str | None = None
+    api_key: str | None = None
+    prefix: str = "celeriac"
+    serializer: str = "json"
+    signing_key: str | None = None
+    result_expires: int = 86_400
+    history_size: int = 10_000
+    max_body: int = 1 << 20
+    timezone: str = "UTC"
+    default_queue: str = "default"
+    task_always_eager: bool = False
+    task_eager_propagates: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)  # unknown Celery-style settings
+
+    def updated(self, values: Mapping[str, Any]) -> Settings:
+        """A copy with ``values`` applied; unknown names are kept in ``extra``."""
+        known = {f.name for f in fields(self)} - {"extra"}
+        extra = dict(self.extra)
+        changes: dict[str, Any] = {}
+        for name, value in values.items():
+            if value is None:
+                continue
+            if name in known:
+                changes[name] = _coerce(name, value, getattr(self, name))
+            else:
+                extra[name] = value
+        return replace(self, **changes, extra=extra)
+
+    def with_env(self, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        return self.updated({n: env[v] for n, v in ENV_VARS.items() if env.get(v)})
+
+
+def _coerce(name: str, value: Any, current: Any) -> Any:
+    if isinstance(current, bool) or name.startswith("task_always"):
+        if isinstance(value, str):
+            return value.strip().lower() in {"1", "true", "yes", "on"}
+        return bool(value)
+    if isinstance(current, int) and not isinstance(value, int):
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"setting {name} must be an integer, not {value!r}") from None
+    return value
+
+
+def settings_from_object(obj: object | str) -> dict[str, Any]:
+    """Celery's ``config_from_object``: public attributes of a module or object."""
+    if isinstance(obj, str):
+        try:
+            obj = importlib.import_module(obj)
+        except ImportError as exc:
+            raise ConfigurationError(f"cannot import config module {obj!r}: {exc}") from exc
+    items = obj.items() if isinstance(obj, Mapping) else vars(obj).items()
+    return {
+        k.lower(): v
+        for k, v in items
+        if not k.startswith("_") and not callable(v) and not isinstance(v, types.ModuleType)
+    }

@@ -1,0 +1,33 @@
+"""What a running task knows about its run (``self.request`` of a bound task)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Request:
+    """The run being executed; empty when a task is called directly."""
+
+    id: str | None = None
+    task: str | None = None
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    retries: int = 0
+    delivery_count: int = 0
+    queue: str | None = None
+    priority: int | None = None
+    worker: str | None = None
+    parent_id: str | None = None
+    root_id: str | None = None
+    eta: int | None = None
+    expires: int | None = None
+    is_eager: bool = False
+    #: Set by the executor: stores a custom state (``update_state``).
+    update_state: Callable[[str, Any], None] | None = None
+
+
+current_request: ContextVar[Request] = ContextVar("celeriac_request", default=Request())

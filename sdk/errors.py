@@ -1,0 +1,172 @@
+"""One exception tree for every component; the gateway maps it to HTTP in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CeleriacError(Exception):
+    """Root of every error Celeriac raises on purpose."""
+
+    code = "error"  # machine-readable, in the JSON error model (SPEC §3)
+
+    def __init__(self, message: str = "", *, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message or (self.__doc__ or "").strip()
+        self.details = details
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+class ConfigurationError(CeleriacError):
+    """A setting is missing or invalid."""
+
+    code = "configuration_error"
+
+
+# -- payloads and the wire ---------------------------------------------------------------------
+
+
+class ProtocolError(CeleriacError):
+    """A message or payload does not follow the wire protocol."""
+
+    code = "protocol_error"
+
+
+class UnsupportedContentType(ProtocolError):
+    """The content type has no serializer."""
+
+    code = "unsupported_content_type"
+
+
+class SerializationError(ProtocolError):
+    """A payload could not be encoded or decoded."""
+
+    code = "serialization_error"
+
+
+class SignatureError(ProtocolError):
+    """A pickle payload is unsigned or its signature does not verify."""
+
+    code = "bad_signature"
+
+
+class PayloadTooLarge(ProtocolError):
+    """The request body is over the configured limit."""
+
+    code = "payload_too_large"
+
+
+class InvalidRequest(ProtocolError):
+    """The request is malformed."""
+
+    code = "invalid_request"
+
+
+# -- tasks and runs --------------------------------------------------------------------------
+
+
+class NotFound(CeleriacError):
+    """The named resource does not exist."""
+
+    code = "not_found"
+
+
+class TaskNotFound(NotFound):
+    """No executor has registered a task of that name."""
+
+    code = "task_not_found"
+
+
+class RunNotFound(NotFound):
+    """No run has that id (or its record has expired)."""
+
+    code = "run_not_found"
+
+
+class InvalidArguments(CeleriacError):
+    """The arguments do not match the task's signature."""
+
+    code = "invalid_arguments"
+
+
+class DuplicateTask(CeleriacError):
+    """Two tasks were registered under one name."""
+
+    code = "duplicate_task"
+
+
+class Conflict(CeleriacError):
+    """The request conflicts with the current state."""
+
+    code = "conflict"
+
+
+# -- results -----------------------------------------------------------------------------------
+
+
+class ResultTimeout(CeleriacError, TimeoutError):
+    """The run did not reach a terminal state in time."""
+
+    code = "timeout"
+
+
+class TaskError(CeleriacError):
+    """A task failed remotely and its exception could not be rebuilt locally."""
+
+    def __init__(self, type_name: str, message: str, traceback: str | None = None) -> None:
+        super().__init__(f"{type_name}: {message}")
+        self.type = type_name
+        self.remote_message = message
+        self.traceback = traceback
+
+
+class TaskRevoked(TaskError):
+    """The run was revoked before it finished."""
+
+
+class TaskExpired(TaskError):
+    """The run expired before it started."""
+
+
+# -- infrastructure ----------------------------------------------------------------------------
+
+
+class BrokerUnavailable(CeleriacError):
+    """Redis cannot be reached right now."""
+
+    code = "broker_unavailable"
+
+
+# -- control flow inside tasks (not failures) --------------------------------------------------
+
+
+class Retry(CeleriacError):
+    """Control flow: the task asked to run again later."""
+
+    def __init__(self, exc: BaseException | None = None, countdown: float | None = None,
+                 max_retries: int | None = None) -> None:
+        super().__init__(f"retry in {countdown}s" if countdown is not None else "retry")
+        self.exc = exc
+        self.countdown = countdown
+        self.max_retries = max_retries
+
+
+class Reject(CeleriacError):
+    """Control flow: the task refuses the message; it goes to the dead letters."""
+
+
+def _codes(root: type[CeleriacError]) -> dict[str, type[CeleriacError]]:
+    found = {root.code: root}
+    for sub in root.__subclasses__():
+        found.update(_codes(sub))
+    return found
+
+
+def from_code(code: str, message: str, details: Any = None) -> CeleriacError:
+    """Rebuild the exception a gateway reported as ``{"code", "message"}``."""
+    cls = _codes(CeleriacError).get(code, CeleriacError)
+    if cls in (TaskError, Retry, ResultTimeout) or issubclass(cls, TaskError):
+        return CeleriacError(message, details=details)
+    return cls(message, details=details)

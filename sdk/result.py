@@ -1,0 +1,143 @@
+"""AsyncResult: a handle on a run, answered by the transport (Redis or the gateway)."""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import TYPE_CHECKING, Any
+
+from sdk import states
+from sdk.errors import ResultTimeout, TaskError, TaskExpired, TaskRevoked
+from sdk.exceptions_wire import rebuild
+from sdk.runs import RunJSON
+
+if TYPE_CHECKING:
+    from sdk.app import App
+
+_LONG_POLL = 60.0  # one wait() call at most this long; get() loops for longer timeouts
+
+
+class AsyncResult:
+    """The outcome of one run. State is read fresh on each access, as in Celery."""
+
+    def __init__(self, run_id: str, app: App) -> None:
+        self.id = run_id
+        self.app = app
+
+    def __repr__(self) -> str:
+        return f"<AsyncResult {self.id}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, AsyncResult) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    # -- reading ----------------------------------------------------------------------------
+    def info(self) -> RunJSON | None:
+        """The run's full record (the JSON of GET /runs/{id}), or None if unknown."""
+        return self.app.transport.run(self.id)
+
+    @property
+    def state(self) -> str:
+        run = self.info()
+        return run["state"] if run else states.PENDING
+
+    status = state
+
+    def ready(self) -> bool:
+        return self.state in states.TERMINAL
+
+    def successful(self) -> bool:
+        return self.state == states.SUCCESS
+
+    def failed(self) -> bool:
+        return self.state == states.FAILURE
+
+    @property
+    def result(self) -> Any:
+        """The value when successful, the exception when failed, else None."""
+        run = self.info()
+        if run is None or run["state"] not in states.TERMINAL:
+            return None
+        return self._outcome(run, propagate=False)
+
+    @property
+    def traceback(self) -> str | None:
+        error = (self.info() or {}).get("error")
+        return error.get("traceback") if error else None
+
+    # -- waiting ----------------------------------------------------------------------------
+    def get(self, timeout: float | None = None, propagate: bool = True) -> Any:
+        """Wait for the outcome; re-raise a failure as its original type where possible."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = _LONG_POLL if deadline is None else deadline - time.monotonic()
+            run = self.app.transport.wait(self.id, min(max(remaining, 0), _LONG_POLL))
+            if run is not None and run["state"] in states.TERMINAL:
+                return self._outcome(run, propagate)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise ResultTimeout(f"run {self.id} not finished after {timeout}s")
+
+    async def get_async(self, timeout: float | None = None, propagate: bool = True) -> Any:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = _LONG_POLL if deadline is None else deadline - time.monotonic()
+            run = await self.app.transport.wait_async(self.id, min(max(remaining, 0), _LONG_POLL))
+            if run is not None and run["state"] in states.TERMINAL:
+                return self._outcome(run, propagate)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise ResultTimeout(f"run {self.id} not finished after {timeout}s")
+
+    def _outcome(self, run: RunJSON, propagate: bool) -> Any:
+        state = run["state"]
+        if state == states.SUCCESS:
+            encoded = run.get("result_encoded")
+            if encoded:
+                return self.app.codec.decode(base64.b64decode(encoded["data"]),
+                                             encoded["content_type"], encoded.get("signature"))
+            return run["result"]
+        exc = _failure(run, self.app)
+        if propagate:
+            raise exc
+        return exc
+
+
+def _failure(run: RunJSON, app: App) -> BaseException:
+    state, error = run["state"], run.get("error")
+    if state == states.FAILURE and error:
+        return rebuild(error, app.codec)
+    message = (error or {}).get("message", state.lower())
+    if state == states.REVOKED:
+        return TaskRevoked("Revoked", message)
+    if state == states.EXPIRED:
+        return TaskExpired("Expired", message)
+    return TaskError(state.title(), message, (error or {}).get("traceback"))
+
+
+class EagerResult(AsyncResult):
+    """The outcome of a run executed inline (``task_always_eager``)."""
+
+    def __init__(self, run_id: str, app: App, value: Any, exc: BaseException | None) -> None:
+        super().__init__(run_id, app)
+        self._value = value
+        self._exc = exc
+
+    def info(self) -> RunJSON | None:
+        failed = self._exc is not None
+        return {"id": self.id, "state": states.FAILURE if failed else states.SUCCESS,
+                "result": None if failed else self._value}
+
+    def get(self, timeout: float | None = None, propagate: bool = True) -> Any:
+        if self._exc is None:
+            return self._value
+        if propagate:
+            raise self._exc
+        return self._exc
+
+    async def get_async(self, timeout: float | None = None, propagate: bool = True) -> Any:
+        return self.get(timeout, propagate)
+
+    @property
+    def result(self) -> Any:
+        return self._exc if self._exc is not None else self._value

@@ -1,0 +1,23 @@
+-- Store a run's outcome, then acknowledge it: the outcome is durable before the ack.
+-- KEYS: 1 run hash, 2 stream the entry came from, 3 events stream
+-- ARGV: 1 run id, 2 entry id, 3 group, 4 state, 5 now ms, 6 runtime ms, 7 ttl s,
+--       8 events maxlen, 9 task, 10 queue, 11 done channel, 12.. outcome fields (name/value)
+local fields = {'state', ARGV[4], 'finished_at', ARGV[5]}
+if ARGV[6] ~= '' then
+  fields[#fields + 1] = 'runtime_ms'
+  fields[#fields + 1] = ARGV[6]
+end
+for i = 12, #ARGV, 2 do
+  fields[#fields + 1] = ARGV[i]
+  fields[#fields + 1] = ARGV[i + 1]
+end
+redis.call('HSET', KEYS[1], unpack(fields))
+redis.call('EXPIRE', KEYS[1], ARGV[7])
+if ARGV[2] ~= '' then
+  redis.call('XACK', KEYS[2], ARGV[3], ARGV[2])
+  redis.call('XDEL', KEYS[2], ARGV[2])
+end
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*',
+           'kind', 'run', 'id', ARGV[1], 'state', ARGV[4], 'task', ARGV[9], 'queue', ARGV[10])
+redis.call('PUBLISH', ARGV[11], ARGV[4])
+return 1

@@ -1,0 +1,143 @@
+"""Task: a registered function, and the ways to run it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar
+
+from sdk import schema
+from sdk.calls import Call, SendOptions
+from sdk.context import Request, current_request
+from sdk.errors import Retry
+
+if TYPE_CHECKING:
+    from sdk.app import App
+    from sdk.result import AsyncResult
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Options a task may declare, with their defaults (Celery's names and meanings).
+OPTIONS: dict[str, Any] = {
+    "queue": None,
+    "priority": None,
+    "max_retries": 3,
+    "default_retry_delay": 180,
+    "autoretry_for": (),
+    "retry_backoff": False,
+    "retry_backoff_max": 600,
+    "retry_jitter": True,
+    "rate_limit": None,
+    "soft_time_limit": None,
+    "time_limit": None,
+    "ignore_result": False,
+    "expires": None,
+}
+_SEND_FIELDS = set(SendOptions.__struct_fields__)
+
+
+class Task(Generic[P, R]):
+    """A function registered with an App. Subclass it for ``on_success``/``on_failure`` hooks.
+
+    Calling the task runs the function here; ``delay``/``apply_async`` submit a run.
+    """
+
+    name: str
+    bind: ClassVar[bool] = False
+
+    def __init__(self, app: App, fn: Callable[..., R], name: str, *, bind: bool,
+                 options: dict[str, Any]) -> None:
+        unknown = set(options) - set(OPTIONS)
+        if unknown:
+            raise TypeError(f"unknown task option(s): {', '.join(sorted(unknown))}")
+        self.app = app
+        self.fn = fn
+        self.name = name
+        self.bound = bind
+        self.options = {**OPTIONS, **options}
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        if self.bound:
+            return self.fn(self, *args, **kwargs)
+        return self.fn(*args, **kwargs)
+
+    # -- catalog ---------------------------------------------------------------------------
+    def catalog_entry(self, default_queue: str) -> dict[str, Any]:
+        """What executors publish for ``GET /tasks/{name}`` (SPEC §12)."""
+        parameters, positional = schema.describe(self.fn, bound=self.bound)
+        opts = {k: v for k, v in self.options.items() if k not in {"queue", "autoretry_for"}}
+        opts["autoretry_for"] = [getattr(e, "__name__", str(e))
+                                 for e in self.options["autoretry_for"]]
+        return {
+            "name": self.name,
+            "queue": self.options["queue"] or default_queue,
+            "options": opts,
+            "parameters": parameters,
+            "positional": positional,
+            "doc": (self.fn.__doc__ or "").strip() or None,
+        }
+
+    # -- submitting ------------------------------------------------------------------------
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult:
+        return self.apply_async(args, kwargs)
+
+    async def delay_async(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult:
+        return await self.apply_async_async(args, kwargs)
+
+    def _call(self, args: Any, kwargs: Any, options: dict[str, Any]) -> Call:
+        unknown = set(options) - _SEND_FIELDS - {"task_id", "countdown", "eta"}
+        if unknown:
+            raise TypeError(f"unknown apply_async option(s): {', '.join(sorted(unknown))}")
+        if "task_id" in options:
+            options["idempotency_key"] = options.pop("task_id")
+        defaults = {k: self.options[k] for k in ("queue", "priority", "max_retries",
+                                                 "ignore_result", "expires")}
+        merged = {**{k: v for k, v in defaults.items() if v is not None}, **options}
+        return Call(self.name, tuple(args or ()), dict(kwargs or {}), SendOptions(**merged))
+
+    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> AsyncResult:
+        call = self._call(args, kwargs, options)
+        if self.app.conf.task_always_eager:
+            return self.app.run_eagerly(self, call)
+        return self.app.send_calls([call])[0]
+
+    async def apply_async_async(
+        self, args: Any = None, kwargs: Any = None, **options: Any
+    ) -> AsyncResult:
+        call = self._call(args, kwargs, options)
+        if self.app.conf.task_always_eager:
+            return self.app.run_eagerly(self, call)
+        return (await self.app.send_calls_async([call]))[0]
+
+    # -- inside a run ----------------------------------------------------------------------
+    @property
+    def request(self) -> Request:
+        return current_request.get()
+
+    def retry(self, exc: BaseException | None = None, countdown: float | None = None,
+              max_retries: int | None = None) -> Retry:
+        """Ask for this run to run again later; raises (Celery style: ``raise self.retry()``)."""
+        raise Retry(exc=exc, countdown=countdown, max_retries=max_retries)
+
+    def update_state(self, state: str, meta: Any = None) -> None:
+        """Record a custom state (e.g. ``PROGRESS``) with ``meta``, visible on the run."""
+        updater = self.request.update_state
+        if updater is not None:
+            updater(state, meta)
+
+    # -- hooks, for subclasses ---------------------------------------------------------------
+    def on_success(self, retval: Any, run_id: str, args: Any, kwargs: Any) -> None:
+        """Called in the executor after the run succeeded."""
+
+    def on_failure(self, exc: BaseException, run_id: str, args: Any, kwargs: Any,
+                   einfo: str) -> None:
+        """Called in the executor after the run failed for good."""
+
+    def on_retry(self, exc: BaseException, run_id: str, args: Any, kwargs: Any,
+                 einfo: str) -> None:
+        """Called in the executor when the run will be retried."""

@@ -1,0 +1,125 @@
+"""The gateway path: a producer submits and reads runs over HTTP (keep-alive, pooled)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from itertools import groupby
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import msgspec
+
+from sdk.calls import Call, SubmitBody
+from sdk.config import Settings
+from sdk.errors import BrokerUnavailable, CeleriacError, from_code
+from sdk.runs import RunJSON
+
+MAX_WAIT = 60  # the gateway caps ?wait= at this many seconds
+
+Request = tuple[str, str, dict[str, Any]]  # method, path, httpx keyword arguments
+
+
+def _body(call: Call) -> dict[str, Any]:
+    body = SubmitBody(args=list(call.args), kwargs=call.kwargs, **msgspec.structs.asdict(call.options))
+    return msgspec.to_builtins(body)  # type: ignore[no-any-return]
+
+
+def _plan_send(calls: Sequence[Call]) -> list[tuple[Request, int]]:
+    """One request per run of a lone call, one batch request per run of same-task calls."""
+    plans: list[tuple[Request, int]] = []
+    for task, group in groupby(calls, key=lambda c: c.task):
+        items = list(group)
+        path = f"/tasks/{quote(task, safe='')}"
+        if len(items) == 1:
+            plans.append((("POST", path, {"json": _body(items[0])}), 1))
+        else:
+            batch = {"items": [_body(c) for c in items]}
+            plans.append((("POST", f"{path}/batch", {"json": batch}), len(items)))
+    return plans
+
+
+def _ids(response: httpx.Response, count: int) -> list[str]:
+    _raise_for(response)
+    data = response.json()
+    return [data["id"]] if count == 1 and "id" in data else list(data["ids"])
+
+
+def _raise_for(response: httpx.Response) -> None:
+    if response.status_code < 400:
+        return
+    try:
+        err = response.json()["error"]
+        raise from_code(err["code"], err["message"], err.get("details"))
+    except (ValueError, KeyError, TypeError):
+        raise CeleriacError(f"gateway answered {response.status_code}") from None
+
+
+def _run(response: httpx.Response) -> RunJSON | None:
+    if response.status_code == 404:
+        return None
+    _raise_for(response)
+    run: RunJSON = response.json()
+    return run
+
+
+@contextmanager
+def _unavailable() -> Iterator[None]:
+    try:
+        yield
+    except httpx.TransportError as exc:
+        raise BrokerUnavailable(f"gateway unreachable: {exc}") from exc
+
+
+class HttpTransport:
+    def __init__(self, settings: Settings) -> None:
+        headers = {"authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
+        self._opts: dict[str, Any] = {
+            "base_url": settings.gateway_url or "",
+            "headers": headers,
+            "timeout": httpx.Timeout(10.0, read=MAX_WAIT + 10.0),
+        }
+        self._client = httpx.Client(**self._opts)
+        self._aclient: httpx.AsyncClient | None = None
+
+    @property
+    def _async(self) -> httpx.AsyncClient:
+        if self._aclient is None:
+            self._aclient = httpx.AsyncClient(**self._opts)
+        return self._aclient
+
+    def send(self, calls: Sequence[Call]) -> list[str]:
+        ids: list[str] = []
+        with _unavailable():
+            for (method, path, kw), count in _plan_send(calls):
+                ids += _ids(self._client.request(method, path, **kw), count)
+        return ids
+
+    def run(self, run_id: str) -> RunJSON | None:
+        with _unavailable():
+            return _run(self._client.get(f"/runs/{quote(run_id, safe='')}"))
+
+    def wait(self, run_id: str, timeout: float) -> RunJSON | None:
+        with _unavailable():
+            return _run(self._client.get(f"/runs/{quote(run_id, safe='')}",
+                                         params={"wait": min(max(timeout, 0), MAX_WAIT)}))
+
+    async def send_async(self, calls: Sequence[Call]) -> list[str]:
+        ids: list[str] = []
+        with _unavailable():
+            for (method, path, kw), count in _plan_send(calls):
+                ids += _ids(await self._async.request(method, path, **kw), count)
+        return ids
+
+    async def run_async(self, run_id: str) -> RunJSON | None:
+        with _unavailable():
+            return _run(await self._async.get(f"/runs/{quote(run_id, safe='')}"))
+
+    async def wait_async(self, run_id: str, timeout: float) -> RunJSON | None:
+        with _unavailable():
+            return _run(await self._async.get(f"/runs/{quote(run_id, safe='')}",
+                                              params={"wait": min(max(timeout, 0), MAX_WAIT)}))
+
+    def close(self) -> None:
+        self._client.close()

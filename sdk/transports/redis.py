@@ -1,0 +1,89 @@
+"""The direct path: a producer writes runs to Redis itself, as the gateway would."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import redis
+import redis.asyncio as aredis
+
+from sdk.broker import AsyncBroker, Broker, Fields, Limits, Submission
+from sdk.calls import Call, build_submission
+from sdk.config import Settings
+from sdk.errors import BrokerUnavailable
+from sdk.keys import Keys
+from sdk.runs import RunJSON, run_json
+from sdk.serializers import Codec, content_type_of
+
+
+class RedisTransport:
+    def __init__(self, settings: Settings, codec: Codec) -> None:
+        if not settings.redis_url:
+            raise BrokerUnavailable("no redis_url configured")
+        self._settings = settings
+        self._codec = codec
+        self._keys = Keys(settings.prefix)
+        self._limits = Limits(history=settings.history_size, result_ttl=settings.result_expires)
+        self._content_type = content_type_of(settings.serializer)
+        self._broker = Broker(redis.Redis.from_url(settings.redis_url), self._keys, self._limits)
+        self._abroker: AsyncBroker | None = None
+
+    @property
+    def _async(self) -> AsyncBroker:
+        if self._abroker is None:
+            client = aredis.Redis.from_url(self._settings.redis_url or "")
+            self._abroker = AsyncBroker(client, self._keys, self._limits)
+        return self._abroker
+
+    def _subs(self, calls: Sequence[Call]) -> list[Submission]:
+        return [
+            build_submission(call, self._codec, default_queue=self._settings.default_queue,
+                             content_type=self._content_type,
+                             run_id=call.options.idempotency_key)
+            for call in calls
+        ]
+
+    def _view(self, run_id: str, fields: Fields | None) -> RunJSON | None:
+        return run_json(run_id, fields, self._codec) if fields else None
+
+    def send(self, calls: Sequence[Call]) -> list[str]:
+        subs = self._subs(calls)
+        with _unavailable():
+            self._broker.submit(subs)
+        return [s.message.id for s in subs]
+
+    def run(self, run_id: str) -> RunJSON | None:
+        with _unavailable():
+            return self._view(run_id, self._broker.run(run_id))
+
+    def wait(self, run_id: str, timeout: float) -> RunJSON | None:
+        with _unavailable():
+            return self._view(run_id, self._broker.wait(run_id, timeout))
+
+    async def send_async(self, calls: Sequence[Call]) -> list[str]:
+        subs = self._subs(calls)
+        with _unavailable():
+            await self._async.submit(subs)
+        return [s.message.id for s in subs]
+
+    async def run_async(self, run_id: str) -> RunJSON | None:
+        with _unavailable():
+            return self._view(run_id, await self._async.run(run_id))
+
+    async def wait_async(self, run_id: str, timeout: float) -> RunJSON | None:
+        with _unavailable():
+            return self._view(run_id, await self._async.wait(run_id, timeout))
+
+    def close(self) -> None:
+        self._broker.redis.close()
+
+
+class _unavailable:
+    """Turn redis-py's connection errors into BrokerUnavailable."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, et: object, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+            raise BrokerUnavailable(f"Redis unreachable: {exc}") from exc

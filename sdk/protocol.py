@@ -13,18 +13,18 @@ from typing import Any
 
 import msgspec
 
-from sdk import states
 from sdk.errors import InvalidRequest, ProtocolError
 
 PROTOCOL_VERSION = 1
 JSON = "application/json"
 
 
-class Message(msgspec.Struct, kw_only=True, omit_defaults=True):
+class Message(msgspec.Struct, kw_only=True):
     """The envelope of one run, stored as the ``env`` field of a stream entry.
 
     Arguments travel beside it in the ``body`` field, encoded as ``content_type``; the
-    envelope itself is always JSON so any consumer can route a run without decoding it.
+    envelope itself is always JSON, with every field present (null when unset), so any
+    consumer can route a run without decoding the body or knowing our defaults.
     """
 
     id: str
@@ -87,26 +87,6 @@ F_META = "meta"  # JSON, from update_state(meta=...)
 F_ENV = "env"  # the envelope, kept so a run can be retried or requeued
 F_BODY = "body"
 F_CALLBACK = "callback_url"
-
-
-def record_fields(message: Message, env: bytes, body: bytes) -> dict[str, Any]:
-    """The fields a run record starts with when the run is submitted."""
-    fields: dict[str, Any] = {
-        F_TASK: message.task,
-        F_STATE: states.SCHEDULED if message.eta else states.PENDING,
-        F_QUEUE: message.queue,
-        F_CREATED: message.created_at,
-        F_ATTEMPTS: 0,
-        F_ENV: env,
-        F_BODY: body,
-    }
-    if message.parent_id:
-        fields[F_PARENT] = message.parent_id
-    if message.root_id:
-        fields[F_ROOT] = message.root_id
-    if message.callback_url:
-        fields[F_CALLBACK] = message.callback_url
-    return fields
 
 
 # -- ids and time --------------------------------------------------------------------------

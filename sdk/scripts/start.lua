@@ -1,15 +1,16 @@
 -- A worker is about to execute a run it read from the stream.
 -- KEYS: 1 run hash, 2 events stream, 3 revoked zset
 -- ARGV: 1 run id, 2 worker id, 3 now ms, 4 events maxlen, 5 task, 6 queue, 7 created ms
--- Returns {state, attempts}: state STARTED means execute; REVOKED means record it and
--- skip; any terminal state means the run already finished (a duplicate delivery): ack it.
-if redis.call('ZSCORE', KEYS[3], ARGV[1]) then
-  return {'REVOKED', 0}
-end
+-- Returns {verdict, attempts}: STARTED means execute; REVOKE means the run was revoked
+-- while queued: record REVOKED (finish) and skip; DONE means the run already has a
+-- terminal state (a duplicate delivery): acknowledge it and change nothing.
 local state = redis.call('HGET', KEYS[1], 'state')
 if state == 'SUCCESS' or state == 'FAILURE' or state == 'REVOKED'
    or state == 'EXPIRED' or state == 'DEAD' then
-  return {state, 0}
+  return {'DONE', 0}
+end
+if redis.call('ZSCORE', KEYS[3], ARGV[1]) then
+  return {'REVOKE', 0}
 end
 if not state then  -- queued by a producer that wrote no record: adopt it
   redis.call('HSET', KEYS[1], 'task', ARGV[5], 'queue', ARGV[6], 'created_at', ARGV[7])

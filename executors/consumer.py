@@ -1,0 +1,222 @@
+"""One execution slot: read runs from the queue streams, start, execute, finish.
+
+Every slot is a consumer of its own (a prefork child, a thread) with its own Redis
+connection, so no run crosses a process boundary on its way to execution. The outcome
+is stored and the entry acknowledged in one script call: a run is never acknowledged
+before its outcome is durable.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import psutil
+import redis
+
+from sdk import protocol as p
+from sdk import states
+from sdk.broker import Broker
+from sdk.errors import ProtocolError
+from sdk.keys import GROUP
+
+from executors.runner import Outcome, Runner
+
+log = logging.getLogger("celeriac.consumer")
+
+Entry = tuple[str, str, dict[bytes, bytes]]  # stream, entry id, fields
+
+
+class StopFlag(Protocol):
+    def is_set(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class SlotConfig:
+    """What a slot needs besides its Redis client and runner."""
+
+    name: str  # consumer name in the group: "<worker id>.<slot>"
+    streams: Sequence[str]  # highest priority first
+    prefetch: int = 4
+    block_ms: int = 1000
+    max_runs: int = 0  # leave after this many runs (prefork --max-tasks-per-child); 0 = never
+    max_memory_mb: int = 0  # leave once the process is bigger (--max-memory-per-child); 0 = never
+
+
+def ensure_groups(client: redis.Redis, streams: Sequence[str]) -> None:
+    """Create the consumer group on every stream, reading from the start of each."""
+    for stream in streams:
+        try:
+            client.xgroup_create(stream, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+
+class Consumer:
+    def __init__(self, broker: Broker, runner: Runner, config: SlotConfig,
+                 on_done: Callable[[Outcome], None] | None = None) -> None:
+        self.broker = broker
+        self.runner = runner
+        self.config = config
+        self.on_done = on_done
+        self.runs = 0
+        self._order = {s: i for i, s in enumerate(config.streams)}
+
+    # -- the loop ------------------------------------------------------------------------------
+    def run(self, stop: StopFlag) -> None:
+        """Consume until ``stop`` is set; prefetched runs not started are handed back."""
+        backoff = _Backoff()
+        pending = self._own_pending()  # runs a previous life of this slot left unfinished
+        while not stop.is_set() and not self._retiring():
+            try:
+                batch = pending or self._fetch()
+                pending = []
+                for i, entry in enumerate(batch):
+                    if stop.is_set() or self._retiring():
+                        self._hand_back(batch[i:])
+                        break
+                    self._handle(entry, stop)
+                backoff.reset()
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("Redis unreachable (%s); retrying in %.1fs", exc, backoff.delay)
+                backoff.sleep(stop)
+            except redis.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                ensure_groups(self.broker.redis, self.config.streams)  # queue was purged
+
+    def _retiring(self) -> bool:
+        if 0 < self.config.max_runs <= self.runs:
+            return True
+        return self.config.max_memory_mb > 0 and self.runs > 0 and _rss_mb() > self.config.max_memory_mb
+
+    def _fetch(self) -> list[Entry]:
+        streams = {s: ">" for s in self.config.streams}
+        reply = self.broker.redis.xreadgroup(GROUP, self.config.name, streams,  # type: ignore[arg-type]
+                                             count=self.config.prefetch,
+                                             block=self.config.block_ms)
+        return self._entries(reply)
+
+    def _own_pending(self) -> list[Entry]:
+        streams = {s: "0" for s in self.config.streams}
+        try:
+            reply = self.broker.redis.xreadgroup(GROUP, self.config.name, streams,  # type: ignore[arg-type]
+                                                 count=1000)
+        except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
+            return []
+        return self._entries(reply)
+
+    def _entries(self, reply: Any) -> list[Entry]:
+        """Flatten an XREADGROUP reply, highest priority stream first."""
+        entries = [
+            (stream.decode(), entry_id.decode(), fields)
+            for stream, items in reply or ()
+            for entry_id, fields in items
+            if fields  # an entry deleted while pending comes back empty
+        ]
+        entries.sort(key=lambda e: self._order.get(e[0], 0))
+        return entries
+
+    # -- one run -------------------------------------------------------------------------------
+    def _handle(self, entry: Entry, stop: StopFlag) -> None:
+        stream, entry_id, fields = entry
+        try:
+            message = p.decode_envelope(fields[b"env"])
+            body = fields.get(b"body", b"")
+        except (KeyError, ProtocolError) as exc:
+            log.error("dropping malformed entry %s on %s: %s", entry_id, stream, exc)
+            self._ack(stream, entry_id)
+            return
+        if message.expires is not None and p.now_ms() > message.expires:
+            self._finish(stream, entry_id, message, Outcome(states.EXPIRED), stop)
+            return
+        verdict, attempts = self._start(message)
+        if verdict == "DONE":
+            self._ack(stream, entry_id)
+        elif verdict == "REVOKE":
+            self._finish(stream, entry_id, message, Outcome(states.REVOKED), stop)
+        else:
+            outcome = self.runner.run(message, body, attempts)
+            self._finish(stream, entry_id, message, outcome, stop)
+            self.runs += 1
+
+    def _start(self, message: p.Message) -> tuple[str, int]:
+        keys = self.broker.keys
+        verdict, attempts = self.broker.scripts["start"](
+            [keys.run(message.id), keys.events, keys.revoked],
+            [message.id, self.runner.worker_id, p.now_ms(), self.broker.limits.events,
+             message.task, message.queue, message.created_at],
+        )
+        return verdict.decode(), int(attempts)
+
+    def _finish(self, stream: str, entry_id: str, message: p.Message, outcome: Outcome,
+                stop: StopFlag) -> None:
+        """Store the outcome and ack; retried through Redis outages, since the run is done."""
+        keys, limits = self.broker.keys, self.broker.limits
+        args: list[Any] = [
+            message.id, entry_id, GROUP, outcome.state, p.now_ms(),
+            "" if outcome.runtime_ms is None else outcome.runtime_ms, limits.result_ttl,
+            limits.events, message.task, message.queue, keys.done_channel(message.id),
+        ]
+        for name, value in outcome.fields.items():
+            args += [name, value]
+        backoff = _Backoff()
+        while True:
+            try:
+                self.broker.scripts["finish"]([keys.run(message.id), stream, keys.events], args)
+                break
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                if stop.is_set() and backoff.delay >= _Backoff.MAX:
+                    log.error("gave up storing run %s: it stays pending and will run again",
+                              message.id)
+                    return
+                log.warning("cannot store run %s yet (%s)", message.id, exc)
+                backoff.sleep(None)
+        if self.on_done is not None:
+            self.on_done(outcome)
+
+    def _ack(self, stream: str, entry_id: str) -> None:
+        pipe = self.broker.redis.pipeline(transaction=True)
+        pipe.xack(stream, GROUP, entry_id)
+        pipe.xdel(stream, entry_id)
+        pipe.execute()
+
+    def _hand_back(self, entries: Sequence[Entry]) -> None:
+        """Return prefetched runs that never started to their streams, for other workers."""
+        for stream, entry_id, fields in entries:
+            pipe = self.broker.redis.pipeline(transaction=True)
+            pipe.xadd(stream, fields)  # type: ignore[arg-type]
+            pipe.xack(stream, GROUP, entry_id)
+            pipe.xdel(stream, entry_id)
+            pipe.execute()
+        if entries:
+            log.info("handed back %d prefetched runs", len(entries))
+
+
+def _rss_mb() -> float:
+    return float(psutil.Process().memory_info().rss) / (1 << 20)
+
+
+class _Backoff:
+    """Exponential backoff for reconnecting: 0.1 s doubling up to 5 s."""
+
+    MAX = 5.0
+
+    def __init__(self) -> None:
+        self.delay = 0.1
+
+    def reset(self) -> None:
+        self.delay = 0.1
+
+    def sleep(self, stop: StopFlag | None) -> None:
+        deadline = time.monotonic() + self.delay
+        while (left := deadline - time.monotonic()) > 0 and not (stop and stop.is_set()):
+            time.sleep(min(0.05, left))
+        self.delay = min(self.delay * 2, self.MAX)
+
+
+__all__ = ["Consumer", "SlotConfig", "StopFlag", "ensure_groups"]

@@ -1,0 +1,34 @@
+"""The pool interface: where a worker's execution slots live (processes, threads, ...).
+
+All branching on the kind of pool lives inside the pools; the worker only calls these
+methods. A third-party pool is one class registered in the ``celeriac.pools`` group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar, Protocol
+
+from executors.consumer import StopFlag
+
+#: Runs execution slot ``index`` until ``stop`` is set (or the slot retires).
+SlotTarget = Callable[[int, StopFlag], None]
+
+
+class Pool(Protocol):
+    name: ClassVar[str]
+
+    def start(self, target: SlotTarget, concurrency: int) -> None:
+        """Start ``concurrency`` slots, each running ``target``."""
+
+    def supervise(self) -> None:
+        """Replace slots that ended (crashed, retired) unless the pool is stopping."""
+
+    def stop(self, timeout: float) -> bool:
+        """Warm stop: ask slots to finish their current run; True if all ended in time."""
+
+    def kill(self) -> None:
+        """Cold stop: end every slot now; unfinished runs stay pending and run again."""
+
+    def alive(self) -> int:
+        """How many slots are running."""

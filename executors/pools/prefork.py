@@ -1,0 +1,89 @@
+"""Slots as forked child processes, each consuming from Redis directly (no per-run IPC).
+
+The parent only supervises: it replaces children that die or retire (max tasks, max
+memory), and on a cold stop kills them. A replacement child takes the same consumer
+name, so it first finishes the runs its predecessor left pending.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from multiprocessing.process import BaseProcess
+from typing import ClassVar
+
+from executors.consumer import StopFlag
+from executors.pools.base import SlotTarget
+
+log = logging.getLogger("celeriac.pool.prefork")
+_ctx = multiprocessing.get_context("fork")
+
+
+def _child(target: SlotTarget, index: int, stop: StopFlag) -> None:
+    # Ctrl-C reaches the whole process group; only the parent decides what it means.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        target(index, stop)
+    except Exception:
+        log.exception("child %d crashed; it will be replaced", index)
+        os._exit(1)
+    os._exit(0)
+
+
+
+class PreforkPool:
+    name: ClassVar[str] = "prefork"
+
+    def __init__(self) -> None:
+        self._stop = _ctx.Event()
+        self._children: dict[int, BaseProcess] = {}
+        self._target: SlotTarget | None = None
+
+    def _spawn(self, index: int) -> None:
+        assert self._target is not None
+        child = _ctx.Process(target=_child, args=(self._target, index, self._stop),
+                             name=f"celeriac-child-{index}", daemon=False)
+        child.start()
+        self._children[index] = child
+
+    def start(self, target: SlotTarget, concurrency: int) -> None:
+        self._target = target
+        for index in range(concurrency):
+            self._spawn(index)
+
+    def supervise(self) -> None:
+        if self._stop.is_set():
+            return
+        for index, child in list(self._children.items()):
+            if child.is_alive():
+                continue
+            child.join()
+            if child.exitcode != 0:
+                log.warning("child %d (pid %s) exited with %s; replacing it", index, child.pid,
+                            child.exitcode)
+            self._spawn(index)
+
+    def stop(self, timeout: float) -> bool:
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        for child in self._children.values():
+            child.join(max(0.0, deadline - time.monotonic()))
+        return self.alive() == 0
+
+    def kill(self) -> None:
+        self._stop.set()
+        for child in self._children.values():
+            if child.is_alive():
+                child.kill()
+        for child in self._children.values():
+            child.join(5)
+
+    def alive(self) -> int:
+        return sum(c.is_alive() for c in self._children.values())
+
+    def pids(self) -> list[int]:
+        return [c.pid for c in self._children.values() if c.pid is not None and c.is_alive()]

@@ -4,37 +4,87 @@ from __future__ import annotations
 
 import click
 
-from sdk.cli.options import common_options, resolve_settings, setup_logging
-from sdk.errors import CeleriacError
-
 from executors.loader import load_app
 from executors.pools import available, create_pool
 from executors.worker import Worker, WorkerOptions
+from sdk.cli.options import common_options, resolve_settings, setup_logging
+from sdk.errors import CeleriacError
 
 
 @click.command("worker")
-@click.option("-A", "--app", "app_spec", required=True, metavar="MODULE[:ATTR]",
-              help="Module holding the App (and its tasks).")
-@click.option("--pool", default="prefork", show_default=True,
-              type=click.Choice(available()), help="Where runs execute.")
-@click.option("-c", "--concurrency", default=2, show_default=True, type=click.IntRange(1),
-              help="Runs executing at once.")
-@click.option("-Q", "--queues", default=None, metavar="Q1,Q2",
-              help="Queues to consume (replaces the default queue).")
-@click.option("--prefetch", default=4, show_default=True, type=click.IntRange(1),
-              help="Runs each slot reads ahead.")
-@click.option("--max-tasks-per-child", default=0, type=click.IntRange(0),
-              help="Replace a slot after this many runs (0: never).")
-@click.option("--max-memory-per-child", default=0, type=click.IntRange(0), metavar="MB",
-              help="Replace a prefork child above this resident size (0: never).")
-@click.option("--grace", default=30.0, show_default=True, type=click.FloatRange(0),
-              help="Seconds a warm shutdown waits for running runs.")
+@click.option(
+    "-A",
+    "--app",
+    "app_spec",
+    required=True,
+    metavar="MODULE[:ATTR]",
+    help="Module holding the App (and its tasks).",
+)
+@click.option(
+    "--pool",
+    default="prefork",
+    show_default=True,
+    type=click.Choice(available()),
+    help="Where runs execute.",
+)
+@click.option(
+    "-c",
+    "--concurrency",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Runs executing at once.",
+)
+@click.option(
+    "-Q",
+    "--queues",
+    default=None,
+    metavar="Q1,Q2",
+    help="Queues to consume (replaces the default queue).",
+)
+@click.option(
+    "--prefetch",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Runs each slot reads ahead.",
+)
+@click.option(
+    "--max-tasks-per-child",
+    default=0,
+    type=click.IntRange(0),
+    help="Replace a slot after this many runs (0: never).",
+)
+@click.option(
+    "--max-memory-per-child",
+    default=0,
+    type=click.IntRange(0),
+    metavar="MB",
+    help="Replace a prefork child above this resident size (0: never).",
+)
+@click.option(
+    "--grace",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds a warm shutdown waits for running runs.",
+)
 @click.option("--name", default=None, help="Worker id (default: host and a random suffix).")
 @common_options
-def command(app_spec: str, pool: str, concurrency: int, queues: str | None, prefetch: int,
-            max_tasks_per_child: int, max_memory_per_child: int, grace: float,
-            name: str | None, redis_url: str | None, prefix: str | None,
-            log_level: str) -> None:
+def command(
+    app_spec: str,
+    pool: str,
+    concurrency: int,
+    queues: str | None,
+    prefetch: int,
+    max_tasks_per_child: int,
+    max_memory_per_child: int,
+    grace: float,
+    name: str | None,
+    redis_url: str | None,
+    prefix: str | None,
+    log_level: str,
+) -> None:
     """Run an executor consuming QUEUES with a pool of slots."""
     setup_logging(log_level)
     try:
@@ -44,9 +94,13 @@ def command(app_spec: str, pool: str, concurrency: int, queues: str | None, pref
             raise click.ClickException("no Redis URL: pass --redis-url or set CELERIAC_REDIS_URL")
         names = tuple(q.strip() for q in (queues or app.conf.default_queue).split(",") if q.strip())
         options = WorkerOptions(
-            queues=names, concurrency=concurrency, prefetch=prefetch,
+            queues=names,
+            concurrency=concurrency,
+            prefetch=prefetch,
             max_tasks_per_child=max_tasks_per_child,
-            max_memory_per_child_mb=max_memory_per_child, grace_s=grace, name=name,
+            max_memory_per_child_mb=max_memory_per_child,
+            grace_s=grace,
+            name=name,
         )
         worker = Worker(app, create_pool(pool), options)
     except CeleriacError as exc:

@@ -17,13 +17,12 @@ from typing import Any, Protocol
 import psutil
 import redis
 
+from executors.runner import Outcome, Runner
 from sdk import protocol as p
 from sdk import states
 from sdk.broker import Broker
 from sdk.errors import ProtocolError
 from sdk.keys import GROUP
-
-from executors.runner import Outcome, Runner
 
 log = logging.getLogger("celeriac.consumer")
 
@@ -57,8 +56,13 @@ def ensure_groups(client: redis.Redis, streams: Sequence[str]) -> None:
 
 
 class Consumer:
-    def __init__(self, broker: Broker, runner: Runner, config: SlotConfig,
-                 on_done: Callable[[Outcome], None] | None = None) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        runner: Runner,
+        config: SlotConfig,
+        on_done: Callable[[Outcome], None] | None = None,
+    ) -> None:
         self.broker = broker
         self.runner = runner
         self.config = config
@@ -92,20 +96,32 @@ class Consumer:
     def _retiring(self) -> bool:
         if 0 < self.config.max_runs <= self.runs:
             return True
-        return self.config.max_memory_mb > 0 and self.runs > 0 and _rss_mb() > self.config.max_memory_mb
+        return (
+            self.config.max_memory_mb > 0
+            and self.runs > 0
+            and _rss_mb() > self.config.max_memory_mb
+        )
 
     def _fetch(self) -> list[Entry]:
         streams = {s: ">" for s in self.config.streams}
-        reply = self.broker.redis.xreadgroup(GROUP, self.config.name, streams,  # type: ignore[arg-type]
-                                             count=self.config.prefetch,
-                                             block=self.config.block_ms)
+        reply = self.broker.redis.xreadgroup(
+            GROUP,
+            self.config.name,
+            streams,  # type: ignore[arg-type]
+            count=self.config.prefetch,
+            block=self.config.block_ms,
+        )
         return self._entries(reply)
 
     def _own_pending(self) -> list[Entry]:
         streams = {s: "0" for s in self.config.streams}
         try:
-            reply = self.broker.redis.xreadgroup(GROUP, self.config.name, streams,  # type: ignore[arg-type]
-                                                 count=1000)
+            reply = self.broker.redis.xreadgroup(
+                GROUP,
+                self.config.name,
+                streams,  # type: ignore[arg-type]
+                count=1000,
+            )
         except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
             return []
         return self._entries(reply)
@@ -148,19 +164,35 @@ class Consumer:
         keys = self.broker.keys
         verdict, attempts = self.broker.scripts["start"](
             [keys.run(message.id), keys.events, keys.revoked],
-            [message.id, self.runner.worker_id, p.now_ms(), self.broker.limits.events,
-             message.task, message.queue, message.created_at],
+            [
+                message.id,
+                self.runner.worker_id,
+                p.now_ms(),
+                self.broker.limits.events,
+                message.task,
+                message.queue,
+                message.created_at,
+            ],
         )
         return verdict.decode(), int(attempts)
 
-    def _finish(self, stream: str, entry_id: str, message: p.Message, outcome: Outcome,
-                stop: StopFlag) -> None:
+    def _finish(
+        self, stream: str, entry_id: str, message: p.Message, outcome: Outcome, stop: StopFlag
+    ) -> None:
         """Store the outcome and ack; retried through Redis outages, since the run is done."""
         keys, limits = self.broker.keys, self.broker.limits
         args: list[Any] = [
-            message.id, entry_id, GROUP, outcome.state, p.now_ms(),
-            "" if outcome.runtime_ms is None else outcome.runtime_ms, limits.result_ttl,
-            limits.events, message.task, message.queue, keys.done_channel(message.id),
+            message.id,
+            entry_id,
+            GROUP,
+            outcome.state,
+            p.now_ms(),
+            "" if outcome.runtime_ms is None else outcome.runtime_ms,
+            limits.result_ttl,
+            limits.events,
+            message.task,
+            message.queue,
+            keys.done_channel(message.id),
         ]
         for name, value in outcome.fields.items():
             args += [name, value]
@@ -171,8 +203,9 @@ class Consumer:
                 break
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 if stop.is_set() and backoff.delay >= _Backoff.MAX:
-                    log.error("gave up storing run %s: it stays pending and will run again",
-                              message.id)
+                    log.error(
+                        "gave up storing run %s: it stays pending and will run again", message.id
+                    )
                     return
                 log.warning("cannot store run %s yet (%s)", message.id, exc)
                 backoff.sleep(None)

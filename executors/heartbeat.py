@@ -52,10 +52,17 @@ def register_tasks(client: redis.Redis, keys: Keys, app: App) -> None:
 
 def beat(client: redis.Redis, keys: Keys, info: WorkerInfo, counters: Counters) -> None:
     state: dict[str, Any] = {
-        "id": info.id, "host": info.host, "pid": info.pid, "pool": info.pool,
-        "concurrency": info.concurrency, "queues": info.queues, "tasks": info.tasks,
-        "active": counters.active.value, "processed": counters.processed.value,
-        "failed": counters.failed.value, "started_at": info.started_at,
+        "id": info.id,
+        "host": info.host,
+        "pid": info.pid,
+        "pool": info.pool,
+        "concurrency": info.concurrency,
+        "queues": info.queues,
+        "tasks": info.tasks,
+        "active": counters.active.value,
+        "processed": counters.processed.value,
+        "failed": counters.failed.value,
+        "started_at": info.started_at,
         "last_heartbeat": now_ms(),
     }
     pipe = client.pipeline(transaction=False)

@@ -57,10 +57,19 @@ class Runner:
         except (AttributeError, TypeError, ValueError) as exc:
             raise SerializationError(f"body is not {{'args', 'kwargs'}}: {exc}") from exc
         request = Request(
-            id=message.id, task=message.task, args=args, kwargs=kwargs,
-            retries=message.retries, delivery_count=attempts, queue=message.queue,
-            priority=message.priority, worker=self.worker_id, parent_id=message.parent_id,
-            root_id=message.root_id, eta=message.eta, expires=message.expires,
+            id=message.id,
+            task=message.task,
+            args=args,
+            kwargs=kwargs,
+            retries=message.retries,
+            delivery_count=attempts,
+            queue=message.queue,
+            priority=message.priority,
+            worker=self.worker_id,
+            parent_id=message.parent_id,
+            root_id=message.root_id,
+            eta=message.eta,
+            expires=message.expires,
         )
         token = current_request.set(request)
         try:
@@ -91,8 +100,9 @@ class Runner:
 
     def _failure(self, exc: BaseException, message: p.Message) -> Outcome:
         error = describe(exc)
-        log.info("run %s (%s) failed: %s: %s", message.id, message.task, error["type"],
-                 error["message"])
+        log.info(
+            "run %s (%s) failed: %s: %s", message.id, message.task, error["type"], error["message"]
+        )
         fields: dict[str, Any] = {p.F_ERROR: self.codec.encode(error, "json")[0]}
         if self.codec.signer is not None:  # the exact exception, for SDK callers that can trust it
             try:

@@ -18,6 +18,10 @@ from typing import Any
 
 import redis
 
+from executors import heartbeat
+from executors.consumer import Consumer, SlotConfig, StopFlag, ensure_groups
+from executors.pools import Pool
+from executors.runner import Outcome, Runner
 from sdk import states
 from sdk.app import App
 from sdk.broker import Broker, Limits
@@ -25,11 +29,6 @@ from sdk.keys import Keys
 from sdk.protocol import Message, new_id, now_ms
 from sdk.serializers import Codec
 from sdk.signing import Signer
-
-from executors import heartbeat
-from executors.consumer import Consumer, SlotConfig, StopFlag, ensure_groups
-from executors.pools import Pool
-from executors.runner import Outcome, Runner
 
 log = logging.getLogger("celeriac.worker")
 PROMOTE_EVERY_S = 0.1
@@ -47,8 +46,9 @@ class WorkerOptions:
 
 
 class _CountingRunner(Runner):
-    def __init__(self, app: App, codec: Codec, worker_id: str,
-                 counters: heartbeat.Counters) -> None:
+    def __init__(
+        self, app: App, codec: Codec, worker_id: str, counters: heartbeat.Counters
+    ) -> None:
         super().__init__(app, codec, worker_id)
         self.counters = counters
 
@@ -81,8 +81,11 @@ class Worker:
         self.codec = Codec(Signer(app.conf.signing_key) if app.conf.signing_key else None)
         self.id = options.name or f"{socket.gethostname()}-{new_id()[-12:]}"
         self.info = heartbeat.WorkerInfo(
-            id=self.id, pool=pool.name, concurrency=options.concurrency,
-            queues=list(options.queues), tasks=sorted(app.tasks),
+            id=self.id,
+            pool=pool.name,
+            concurrency=options.concurrency,
+            queues=list(options.queues),
+            tasks=sorted(app.tasks),
         )
         self.counters = heartbeat.Counters(*(multiprocessing.Value("q", 0) for _ in range(3)))
         self.streams = [s for q in options.queues for s in self.keys.streams(q)]
@@ -97,7 +100,9 @@ class Worker:
         client = self._client()  # never shared: each slot, each process, its own connection
         runner = _CountingRunner(self.app, self.codec, self.id, self.counters)
         config = SlotConfig(
-            name=f"{self.id}.{index}", streams=self.streams, prefetch=self.options.prefetch,
+            name=f"{self.id}.{index}",
+            streams=self.streams,
+            prefetch=self.options.prefetch,
             max_runs=self.options.max_tasks_per_child,
             max_memory_mb=self.options.max_memory_per_child_mb,
         )
@@ -114,9 +119,14 @@ class Worker:
         self._prepare(client)
         self._install_signals()
         self.pool.start(self.run_slot, self.options.concurrency)
-        log.info("worker %s: pool %s, concurrency %d, queues %s, %d tasks", self.id,
-                 self.pool.name, self.options.concurrency, ",".join(self.options.queues),
-                 len(self.app.tasks))
+        log.info(
+            "worker %s: pool %s, concurrency %d, queues %s, %d tasks",
+            self.id,
+            self.pool.name,
+            self.options.concurrency,
+            ",".join(self.options.queues),
+            len(self.app.tasks),
+        )
         try:
             self._main_loop(client, broker)
         finally:
@@ -164,8 +174,10 @@ class Worker:
             if self.pool.stop(min(0.2, max(0.0, deadline - time.monotonic()))):
                 return True
         cold = self._signals > 1
-        log.warning("%s: killing slots; their runs stay pending and run again",
-                    "cold shutdown" if cold else "grace period over")
+        log.warning(
+            "%s: killing slots; their runs stay pending and run again",
+            "cold shutdown" if cold else "grace period over",
+        )
         self.pool.kill()
         return not cold
 

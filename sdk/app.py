@@ -82,8 +82,16 @@ class App:
     @overload
     def task(self, fn: None = None, /, **options: Any) -> Callable[[F], Task[Any, Any]]: ...
 
-    def task(self, fn: Any = None, /, *, name: str | None = None, bind: bool = False,
-             base: type[Task[Any, Any]] = Task, **options: Any) -> Any:
+    def task(
+        self,
+        fn: Any = None,
+        /,
+        *,
+        name: str | None = None,
+        bind: bool = False,
+        base: type[Task[Any, Any]] = Task,
+        **options: Any,
+    ) -> Any:
         """Register a function as a task; works bare (``@app.task``) and with options."""
 
         def register(f: Callable[..., Any]) -> Task[Any, Any]:
@@ -97,8 +105,13 @@ class App:
         return register(fn) if fn is not None else register
 
     # -- submitting ----------------------------------------------------------------------------
-    def send_task(self, name: str, args: Iterable[Any] | None = None,
-                  kwargs: dict[str, Any] | None = None, **options: Any) -> AsyncResult:
+    def send_task(
+        self,
+        name: str,
+        args: Iterable[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> AsyncResult:
         """Submit a run of a task by name, registered here or not."""
         if "task_id" in options:
             options["idempotency_key"] = options.pop("task_id")
@@ -111,14 +124,20 @@ class App:
     async def send_calls_async(self, calls: Sequence[Call]) -> list[AsyncResult]:
         return [AsyncResult(i, self) for i in await self.transport.send_async(calls)]
 
-    def AsyncResult(self, run_id: str) -> AsyncResult:  # noqa: N802 - Celery's name
+    def AsyncResult(self, run_id: str) -> AsyncResult:
         return AsyncResult(run_id, self)
 
     def run_eagerly(self, task: Task[Any, Any], call: Call) -> EagerResult:
         """Run ``call`` inline, as an executor would (``task_always_eager``)."""
         run_id = call.options.idempotency_key or new_id()
-        request = Request(id=run_id, task=task.name, args=tuple(call.args), kwargs=call.kwargs,
-                          is_eager=True, root_id=run_id)
+        request = Request(
+            id=run_id,
+            task=task.name,
+            args=tuple(call.args),
+            kwargs=call.kwargs,
+            is_eager=True,
+            root_id=run_id,
+        )
         token = current_request.set(request)
         try:
             value = task(*call.args, **call.kwargs)

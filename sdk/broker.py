@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import redis
@@ -49,18 +49,30 @@ def plan_submit(keys: Keys, limits: Limits, sub: Submission) -> tuple[list[str],
     target = keys.delayed(m.queue) if delayed else keys.stream(m.queue, m.priority)
     state = states.SCHEDULED if delayed else states.PENDING
     args: list[Any] = [
-        "delayed" if delayed else "stream", m.eta or 0, m.id, env, sub.body,
-        m.created_at, limits.history, limits.events, m.queue, m.task, state,
+        "delayed" if delayed else "stream",
+        m.eta or 0,
+        m.id,
+        env,
+        sub.body,
+        m.created_at,
+        limits.history,
+        limits.events,
+        m.queue,
+        m.task,
+        state,
     ]
-    for name, value in ((p.F_PARENT, m.parent_id), (p.F_ROOT, m.root_id),
-                        (p.F_CALLBACK, m.callback_url)):
+    for name, value in (
+        (p.F_PARENT, m.parent_id),
+        (p.F_ROOT, m.root_id),
+        (p.F_CALLBACK, m.callback_url),
+    ):
         if value:
             args += [name, value]
     return [target, keys.run(m.id), keys.runs, keys.events, keys.queues], args
 
 
 def is_terminal(fields: Fields | None) -> bool:
-    return bool(fields) and fields.get(b"state") in _TERMINAL  # type: ignore[union-attr]
+    return fields is not None and fields.get(b"state") in _TERMINAL
 
 
 def decode_hash(raw: dict[bytes, bytes]) -> dict[str, Any]:
@@ -91,7 +103,7 @@ class Broker:
         return [bool(x) for x in pipe.execute()]
 
     def run(self, run_id: str) -> Fields | None:
-        fields: Fields = self.redis.hgetall(self.keys.run(run_id))
+        fields = cast(Fields, self.redis.hgetall(self.keys.run(run_id)))
         return fields or None
 
     def wait(self, run_id: str, timeout: float) -> Fields | None:
@@ -103,7 +115,7 @@ class Broker:
         fields = self.run(run_id)
         if fields is None or is_terminal(fields) or timeout <= 0:
             return fields
-        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
         try:
             pubsub.subscribe(self.keys.done_channel(run_id))
             deadline = time.monotonic() + timeout
@@ -117,15 +129,13 @@ class Broker:
             pubsub.close()
 
     def tasks(self) -> dict[str, Any]:
-        return decode_hash(self.redis.hgetall(self.keys.tasks))
+        return decode_hash(cast(Fields, self.redis.hgetall(self.keys.tasks)))
 
 
 class AsyncBroker:
     """The same operations over a redis.asyncio client (gateway, async SDK)."""
 
-    def __init__(
-        self, client: aredis.Redis, keys: Keys, limits: Limits | None = None
-    ) -> None:
+    def __init__(self, client: aredis.Redis, keys: Keys, limits: Limits | None = None) -> None:
         self.redis = client
         self.keys = keys
         self.limits = limits or Limits()
@@ -144,7 +154,7 @@ class AsyncBroker:
         return [bool(x) for x in await pipe.execute()]
 
     async def run(self, run_id: str) -> Fields | None:
-        fields: Fields = await self.redis.hgetall(self.keys.run(run_id))
+        fields = cast(Fields, await self.redis.hgetall(self.keys.run(run_id)))
         return fields or None
 
     async def wait(self, run_id: str, timeout: float) -> Fields | None:
@@ -163,7 +173,7 @@ class AsyncBroker:
                 await pubsub.get_message(timeout=remaining)
             return fields
         finally:
-            await pubsub.aclose()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def tasks(self) -> dict[str, Any]:
-        return decode_hash(await self.redis.hgetall(self.keys.tasks))
+        return decode_hash(cast(Fields, await self.redis.hgetall(self.keys.tasks)))

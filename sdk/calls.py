@@ -105,14 +105,18 @@ def build_message(
 
 
 def build_submission(
-    call: Call, codec: Codec, *, default_queue: str, content_type: str,
+    call: Call,
+    codec: Codec,
+    *,
+    default_queue: str,
+    content_type: str,
     run_id: str | None = None,
 ) -> Submission:
     """Encode ``call`` as a run: a fresh envelope and the serialized arguments."""
-    message = build_message(call, default_queue=default_queue, content_type=content_type,
-                            run_id=run_id)
-    body, signature = codec.encode({"args": list(call.args), "kwargs": call.kwargs},
-                                   content_type)
+    message = build_message(
+        call, default_queue=default_queue, content_type=content_type, run_id=run_id
+    )
+    body, signature = codec.encode({"args": list(call.args), "kwargs": call.kwargs}, content_type)
     if signature is not None:
         message.signature = signature
     return Submission(message, body)

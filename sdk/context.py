@@ -30,4 +30,9 @@ class Request:
     update_state: Callable[[str, Any], None] | None = None
 
 
-current_request: ContextVar[Request] = ContextVar("celeriac_request", default=Request())
+current_request: ContextVar[Request | None] = ContextVar("celeriac_request", default=None)
+
+
+def get_request() -> Request:
+    """The run being executed here, or an empty Request outside of one."""
+    return current_request.get() or Request()

@@ -61,13 +61,29 @@ class EmbeddedServer:
 
     def command(self) -> list[str]:
         args = [
-            find_server_binary(), "--port", str(self.port), "--bind", self.host,
-            "--dir", str(self.data_dir), "--protected-mode", "yes",
-            "--maxmemory-policy", "noeviction", "--logfile", "server.log",
+            find_server_binary(),
+            "--port",
+            str(self.port),
+            "--bind",
+            self.host,
+            "--dir",
+            str(self.data_dir),
+            "--protected-mode",
+            "yes",
+            "--maxmemory-policy",
+            "noeviction",
+            "--logfile",
+            "server.log",
         ]
         if self.persistent:
-            args += ["--appendonly", "yes", "--appendfsync", self.appendfsync,
-                     "--save", "3600 1 300 100 60 10000"]
+            args += [
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                self.appendfsync,
+                "--save",
+                "3600 1 300 100 60 10000",
+            ]
         else:
             args += ["--appendonly", "no", "--save", ""]
         return args
@@ -77,7 +93,9 @@ class EmbeddedServer:
         if not self.port:
             self.port = free_port(self.host)
         self.process = subprocess.Popen(
-            self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            self.command(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches us, and we stop it in order
         )
         self._wait_ready(timeout)

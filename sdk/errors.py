@@ -145,8 +145,12 @@ class BrokerUnavailable(CeleriacError):
 class Retry(CeleriacError):
     """Control flow: the task asked to run again later."""
 
-    def __init__(self, exc: BaseException | None = None, countdown: float | None = None,
-                 max_retries: int | None = None) -> None:
+    def __init__(
+        self,
+        exc: BaseException | None = None,
+        countdown: float | None = None,
+        max_retries: int | None = None,
+    ) -> None:
         super().__init__(f"retry in {countdown}s" if countdown is not None else "retry")
         self.exc = exc
         self.countdown = countdown

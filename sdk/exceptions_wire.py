@@ -15,7 +15,9 @@ from sdk.serializers import Codec
 def type_name(exc: BaseException) -> str:
     """``ValueError`` for builtins, ``module.Class`` otherwise (SPEC §12)."""
     cls = type(exc)
-    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    return (
+        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    )
 
 
 def describe(exc: BaseException) -> dict[str, Any]:
@@ -49,8 +51,9 @@ def rebuild(error: dict[str, Any], codec: Codec) -> BaseException:
     encoded = error.get("encoded")
     if encoded:
         try:
-            loaded = codec.decode(base64.b64decode(encoded["data"]), encoded["content_type"],
-                                  encoded.get("signature"))
+            loaded = codec.decode(
+                base64.b64decode(encoded["data"]), encoded["content_type"], encoded.get("signature")
+            )
             exc = loaded if isinstance(loaded, BaseException) else None
         except CeleriacError:
             exc = None

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import time
 from datetime import UTC, datetime
-from typing import Any
 
 import msgspec
 

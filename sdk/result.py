@@ -94,8 +94,11 @@ class AsyncResult:
         if state == states.SUCCESS:
             encoded = run.get("result_encoded")
             if encoded:
-                return self.app.codec.decode(base64.b64decode(encoded["data"]),
-                                             encoded["content_type"], encoded.get("signature"))
+                return self.app.codec.decode(
+                    base64.b64decode(encoded["data"]),
+                    encoded["content_type"],
+                    encoded.get("signature"),
+                )
             return run["result"]
         exc = _failure(run, self.app)
         if propagate:
@@ -125,8 +128,11 @@ class EagerResult(AsyncResult):
 
     def info(self) -> RunJSON | None:
         failed = self._exc is not None
-        return {"id": self.id, "state": states.FAILURE if failed else states.SUCCESS,
-                "result": None if failed else self._value}
+        return {
+            "id": self.id,
+            "state": states.FAILURE if failed else states.SUCCESS,
+            "result": None if failed else self._value,
+        }
 
     def get(self, timeout: float | None = None, propagate: bool = True) -> Any:
         if self._exc is None:

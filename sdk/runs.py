@@ -61,8 +61,9 @@ def run_json(run_id: str, fields: Fields, codec: Codec) -> RunJSON:
     error = _json.decode(error_raw) if error_raw else None
     exc = fields.get(p.F_EXC.encode())
     if error is not None and exc is not None:
-        error["encoded"] = _encoded(exc, codec.serializer("pickle").content_type,
-                                    _text(fields, p.F_EXC_SIG))
+        error["encoded"] = _encoded(
+            exc, codec.serializer("pickle").content_type, _text(fields, p.F_EXC_SIG)
+        )
     view: RunJSON = {
         "id": run_id,
         "task": _text(fields, p.F_TASK),

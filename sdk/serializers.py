@@ -33,8 +33,8 @@ class Serializer(Protocol):
 
 
 class JsonSerializer:
-    content_type = JSON
-    requires_signature = False
+    content_type: ClassVar[str] = JSON
+    requires_signature: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self._enc = msgspec.json.Encoder()
@@ -48,8 +48,8 @@ class JsonSerializer:
 
 
 class MsgpackSerializer:
-    content_type = MSGPACK
-    requires_signature = False
+    content_type: ClassVar[str] = MSGPACK
+    requires_signature: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self._enc = msgspec.msgpack.Encoder()
@@ -63,8 +63,8 @@ class MsgpackSerializer:
 
 
 class PickleSerializer:
-    content_type = PICKLE
-    requires_signature = True
+    content_type: ClassVar[str] = PICKLE
+    requires_signature: ClassVar[bool] = True
 
     def dumps(self, obj: Any) -> bytes:
         return bytes(cloudpickle.dumps(obj))

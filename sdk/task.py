@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar
 
 from sdk import schema
 from sdk.calls import Call, SendOptions
-from sdk.context import Request, current_request
+from sdk.context import Request, get_request
 from sdk.errors import Retry
 
 if TYPE_CHECKING:
@@ -45,8 +45,9 @@ class Task(Generic[P, R]):
     name: str
     bind: ClassVar[bool] = False
 
-    def __init__(self, app: App, fn: Callable[..., R], name: str, *, bind: bool,
-                 options: dict[str, Any]) -> None:
+    def __init__(
+        self, app: App, fn: Callable[..., R], name: str, *, bind: bool, options: dict[str, Any]
+    ) -> None:
         unknown = set(options) - set(OPTIONS)
         if unknown:
             raise TypeError(f"unknown task option(s): {', '.join(sorted(unknown))}")
@@ -71,8 +72,9 @@ class Task(Generic[P, R]):
         """What executors publish for ``GET /tasks/{name}`` (SPEC §12)."""
         parameters, positional = schema.describe(self.fn, bound=self.bound)
         opts = {k: v for k, v in self.options.items() if k not in {"queue", "autoretry_for"}}
-        opts["autoretry_for"] = [getattr(e, "__name__", str(e))
-                                 for e in self.options["autoretry_for"]]
+        opts["autoretry_for"] = [
+            getattr(e, "__name__", str(e)) for e in self.options["autoretry_for"]
+        ]
         return {
             "name": self.name,
             "queue": self.options["queue"] or default_queue,
@@ -95,8 +97,10 @@ class Task(Generic[P, R]):
             raise TypeError(f"unknown apply_async option(s): {', '.join(sorted(unknown))}")
         if "task_id" in options:
             options["idempotency_key"] = options.pop("task_id")
-        defaults = {k: self.options[k] for k in ("queue", "priority", "max_retries",
-                                                 "ignore_result", "expires")}
+        defaults = {
+            k: self.options[k]
+            for k in ("queue", "priority", "max_retries", "ignore_result", "expires")
+        }
         merged = {**{k: v for k, v in defaults.items() if v is not None}, **options}
         return Call(self.name, tuple(args or ()), dict(kwargs or {}), SendOptions(**merged))
 
@@ -117,10 +121,14 @@ class Task(Generic[P, R]):
     # -- inside a run ----------------------------------------------------------------------
     @property
     def request(self) -> Request:
-        return current_request.get()
+        return get_request()
 
-    def retry(self, exc: BaseException | None = None, countdown: float | None = None,
-              max_retries: int | None = None) -> Retry:
+    def retry(
+        self,
+        exc: BaseException | None = None,
+        countdown: float | None = None,
+        max_retries: int | None = None,
+    ) -> Retry:
         """Ask for this run to run again later; raises (Celery style: ``raise self.retry()``)."""
         raise Retry(exc=exc, countdown=countdown, max_retries=max_retries)
 
@@ -134,10 +142,10 @@ class Task(Generic[P, R]):
     def on_success(self, retval: Any, run_id: str, args: Any, kwargs: Any) -> None:
         """Called in the executor after the run succeeded."""
 
-    def on_failure(self, exc: BaseException, run_id: str, args: Any, kwargs: Any,
-                   einfo: str) -> None:
+    def on_failure(
+        self, exc: BaseException, run_id: str, args: Any, kwargs: Any, einfo: str
+    ) -> None:
         """Called in the executor after the run failed for good."""
 
-    def on_retry(self, exc: BaseException, run_id: str, args: Any, kwargs: Any,
-                 einfo: str) -> None:
+    def on_retry(self, exc: BaseException, run_id: str, args: Any, kwargs: Any, einfo: str) -> None:
         """Called in the executor when the run will be retried."""

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 
-from sdk.errors import ConfigurationError
-
 from executors.pools.base import Pool, SlotTarget
+from sdk.errors import ConfigurationError
 
 
 def available() -> list[str]:

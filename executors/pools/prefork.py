@@ -34,7 +34,6 @@ def _child(target: SlotTarget, index: int, stop: StopFlag) -> None:
     os._exit(0)
 
 
-
 class PreforkPool:
     name: ClassVar[str] = "prefork"
 
@@ -45,8 +44,12 @@ class PreforkPool:
 
     def _spawn(self, index: int) -> None:
         assert self._target is not None
-        child = _ctx.Process(target=_child, args=(self._target, index, self._stop),
-                             name=f"celeriac-child-{index}", daemon=False)
+        child = _ctx.Process(
+            target=_child,
+            args=(self._target, index, self._stop),
+            name=f"celeriac-child-{index}",
+            daemon=False,
+        )
         child.start()
         self._children[index] = child
 
@@ -63,8 +66,12 @@ class PreforkPool:
                 continue
             child.join()
             if child.exitcode != 0:
-                log.warning("child %d (pid %s) exited with %s; replacing it", index, child.pid,
-                            child.exitcode)
+                log.warning(
+                    "child %d (pid %s) exited with %s; replacing it",
+                    index,
+                    child.pid,
+                    child.exitcode,
+                )
             self._spawn(index)
 
     def stop(self, timeout: float) -> bool:

@@ -22,8 +22,9 @@ class ThreadPool:
 
     def _spawn(self, index: int) -> None:
         assert self._target is not None
-        thread = threading.Thread(target=self._run, args=(self._target, index),
-                                  name=f"slot-{index}", daemon=True)
+        thread = threading.Thread(
+            target=self._run, args=(self._target, index), name=f"slot-{index}", daemon=True
+        )
         self._threads[index] = thread
         thread.start()
 

@@ -22,7 +22,9 @@ Request = tuple[str, str, dict[str, Any]]  # method, path, httpx keyword argumen
 
 
 def _body(call: Call) -> dict[str, Any]:
-    body = SubmitBody(args=list(call.args), kwargs=call.kwargs, **msgspec.structs.asdict(call.options))
+    body = SubmitBody(
+        args=list(call.args), kwargs=call.kwargs, **msgspec.structs.asdict(call.options)
+    )
     return msgspec.to_builtins(body)  # type: ignore[no-any-return]
 
 
@@ -102,8 +104,12 @@ class HttpTransport:
 
     def wait(self, run_id: str, timeout: float) -> RunJSON | None:
         with _unavailable():
-            return _run(self._client.get(f"/runs/{quote(run_id, safe='')}",
-                                         params={"wait": min(max(timeout, 0), MAX_WAIT)}))
+            return _run(
+                self._client.get(
+                    f"/runs/{quote(run_id, safe='')}",
+                    params={"wait": min(max(timeout, 0), MAX_WAIT)},
+                )
+            )
 
     async def send_async(self, calls: Sequence[Call]) -> list[str]:
         ids: list[str] = []
@@ -118,8 +124,12 @@ class HttpTransport:
 
     async def wait_async(self, run_id: str, timeout: float) -> RunJSON | None:
         with _unavailable():
-            return _run(await self._async.get(f"/runs/{quote(run_id, safe='')}",
-                                              params={"wait": min(max(timeout, 0), MAX_WAIT)}))
+            return _run(
+                await self._async.get(
+                    f"/runs/{quote(run_id, safe='')}",
+                    params={"wait": min(max(timeout, 0), MAX_WAIT)},
+                )
+            )
 
     def close(self) -> None:
         self._client.close()

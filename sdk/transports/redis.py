@@ -37,9 +37,13 @@ class RedisTransport:
 
     def _subs(self, calls: Sequence[Call]) -> list[Submission]:
         return [
-            build_submission(call, self._codec, default_queue=self._settings.default_queue,
-                             content_type=self._content_type,
-                             run_id=call.options.idempotency_key)
+            build_submission(
+                call,
+                self._codec,
+                default_queue=self._settings.default_queue,
+                content_type=self._content_type,
+                run_id=call.options.idempotency_key,
+            )
             for call in calls
         ]
 

@@ -1,0 +1,89 @@
+"""Real worker processes, started through the CLI against the session server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from sdk import App
+from sdk.keys import Keys
+
+ROOT = Path(__file__).resolve().parents[2]
+WorkerFactory = Callable[..., subprocess.Popen[bytes]]
+
+
+def wait_registered(client: redis.Redis, worker_id: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if client.hexists(Keys().workers, worker_id):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"worker {worker_id} did not register within {timeout}s")
+
+
+@pytest.fixture(params=["prefork", "threads"])
+def pool(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def start_worker(redis_url: str, r: redis.Redis, tmp_path: Path) -> Iterator[WorkerFactory]:
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(
+        pool: str = "threads",
+        *extra: str,
+        name: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.Popen[bytes]:
+        name = name or f"w{len(procs)}-{os.getpid()}"
+        cmd = [
+            sys.executable,
+            "-m",
+            "sdk.cli",
+            "worker",
+            "-A",
+            "tests.executors.tasks",
+            "--pool",
+            pool,
+            "--redis-url",
+            redis_url,
+            "--name",
+            name,
+            "--log-level",
+            "warning",
+            *extra,
+        ]
+        log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+        procs.append(proc)
+        wait_registered(r, name)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+@pytest.fixture
+def app(redis_url: str) -> Iterator[App]:
+    app = App("producer", redis_url=redis_url)
+    yield app
+    app.close()

@@ -1,0 +1,68 @@
+"""Tasks the executor tests run in real worker processes."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from sdk import App
+
+app = App("tests")
+
+
+class InventoryError(Exception):
+    """A user-defined exception: rebuilt by type name when this module is imported."""
+
+
+@app.task(name="t.add")
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+@app.task(name="t.fail")
+def fail(message: str) -> None:
+    raise ValueError(message)
+
+
+@app.task(name="t.inventory")
+def inventory(sku: str) -> None:
+    raise InventoryError(f"out of {sku}")
+
+
+@app.task(name="t.sleep")
+def sleep(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+@app.task(name="t.whoami", bind=True)
+def whoami(self: Any) -> dict[str, Any]:
+    req = self.request
+    return {
+        "id": req.id,
+        "task": req.task,
+        "delivery_count": req.delivery_count,
+        "queue": req.queue,
+        "root_id": req.root_id,
+        "pid": os.getpid(),
+    }
+
+
+@app.task(name="t.echo")
+def echo(value: Any) -> Any:
+    return value
+
+
+@app.task(name="t.pid")
+def pid() -> int:
+    return os.getpid()
+
+
+@app.task(name="t.touch")
+def touch(path: str, seconds: float = 0.0) -> str:
+    """Leave a mark for each execution, then sleep (to be killed mid-run)."""
+    with open(path, "a") as f:
+        f.write(f"{os.getpid()}\n")
+    time.sleep(seconds)
+    return path

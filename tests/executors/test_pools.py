@@ -1,0 +1,154 @@
+"""The contract every pool must pass, run against real worker processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from sdk import App, states
+from sdk.errors import TaskExpired, TaskNotFound
+from sdk.keys import Keys
+from tests.executors import tasks
+from tests.executors.conftest import WorkerFactory
+
+
+def test_add_returns_the_result(pool: str, start_worker: WorkerFactory, app: App) -> None:
+    start_worker(pool)
+    result = app.send_task("t.add", [2, 3])
+    assert result.get(timeout=10) == 5
+    run = result.info()
+    assert run is not None
+    assert run["state"] == states.SUCCESS
+    assert run["attempts"] == 1
+    assert run["worker"].startswith("w0-")
+    assert run["runtime_ms"] is not None and run["finished_at"] >= run["started_at"]
+
+
+def test_builtin_exception_is_reraised_with_remote_traceback(
+    pool: str, start_worker: WorkerFactory, app: App
+) -> None:
+    start_worker(pool)
+    result = app.send_task("t.fail", ["bad input"])
+    with pytest.raises(ValueError, match="bad input") as info:
+        result.get(timeout=10)
+    assert any(
+        "Remote traceback" in note and "raise ValueError(message)" in note
+        for note in info.value.__notes__
+    )
+    assert "ValueError: bad input" in (result.traceback or "")
+    assert result.failed()
+    assert isinstance(result.get(timeout=1, propagate=False), ValueError)
+
+
+def test_user_exception_is_rebuilt_by_type_name(start_worker: WorkerFactory, app: App) -> None:
+    start_worker("threads")
+    with pytest.raises(tasks.InventoryError, match="out of apples"):
+        app.send_task("t.inventory", ["apples"]).get(timeout=10)
+    run = app.AsyncResult(app.send_task("t.inventory", ["x"]).id)
+    run.get(timeout=10, propagate=False)
+    assert run.info()["error"]["type"] == "tests.executors.tasks.InventoryError"  # type: ignore[index]
+
+
+def test_unknown_task_fails_with_a_clear_error(start_worker: WorkerFactory, app: App) -> None:
+    start_worker("threads")
+    with pytest.raises(TaskNotFound, match="not registered"):
+        app.send_task("t.nope", []).get(timeout=10)
+
+
+def test_bound_task_sees_its_request(pool: str, start_worker: WorkerFactory, app: App) -> None:
+    start_worker(pool)
+    result = app.send_task("t.whoami", [])
+    seen = result.get(timeout=10)
+    assert seen["id"] == result.id
+    assert seen["task"] == "t.whoami"
+    assert seen["delivery_count"] == 1
+    assert seen["queue"] == "default"
+    assert seen["root_id"] == result.id
+
+
+def test_countdown_waits_in_redis_then_runs(
+    start_worker: WorkerFactory, app: App, r: redis.Redis
+) -> None:
+    start_worker("threads")
+    submitted = time.monotonic()
+    result = app.send_task("t.add", [1, 1], countdown=1.0)
+    assert result.state == states.SCHEDULED
+    assert r.zscore(Keys().delayed("default"), result.id) is not None
+    assert result.get(timeout=10) == 2
+    assert time.monotonic() - submitted >= 0.9
+
+
+def test_expired_run_never_executes(start_worker: WorkerFactory, app: App, tmp_path: Path) -> None:
+    start_worker("threads")
+    mark = tmp_path / "ran"
+    result = app.send_task("t.touch", [str(mark)], expires="2000-01-01T00:00:00Z")
+    with pytest.raises(TaskExpired):
+        result.get(timeout=10)
+    assert result.state == states.EXPIRED
+    assert not mark.exists()
+
+
+def test_named_queues_are_consumed_only_by_their_workers(
+    start_worker: WorkerFactory, app: App
+) -> None:
+    start_worker("threads", "-Q", "reports")
+    other = app.send_task("t.add", [1, 1])  # default queue: nobody consumes it
+    mine = app.send_task("t.add", [2, 2], queue="reports")
+    assert mine.get(timeout=10) == 4
+    assert other.state == states.PENDING
+
+
+def test_catalog_and_heartbeat_are_registered(start_worker: WorkerFactory, r: redis.Redis) -> None:
+    start_worker("prefork", "-c", "3", name="catalog-worker")
+    keys = Keys()
+    entry = json.loads(r.hget(keys.tasks, "t.add"))
+    assert entry["positional"] == ["x", "y"]
+    assert entry["parameters"]["properties"] == {"x": {"type": "integer"}, "y": {"type": "integer"}}
+    assert entry["queue"] == "default"
+    worker = json.loads(r.hget(keys.workers, "catalog-worker"))
+    assert worker["pool"] == "prefork"
+    assert worker["concurrency"] == 3
+    assert "t.add" in worker["tasks"]
+    assert r.exists(keys.worker_alive("catalog-worker"))
+
+
+def test_warm_shutdown_finishes_the_running_run_and_exits_zero(
+    pool: str, start_worker: WorkerFactory, app: App
+) -> None:
+    proc = start_worker(pool)
+    result = app.send_task("t.sleep", [1.0])
+    deadline = time.monotonic() + 10
+    while result.state != states.STARTED and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(20) == 0
+    assert result.get(timeout=1) == 1.0
+
+
+def test_prefork_child_killed_mid_run_is_replaced_and_the_run_redone(
+    start_worker: WorkerFactory, app: App, tmp_path: Path
+) -> None:
+    start_worker("prefork", "-c", "1")
+    mark = tmp_path / "marks"
+    result = app.send_task("t.touch", [str(mark), 2.0])
+    deadline = time.monotonic() + 10
+    while not mark.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    first_child = int(mark.read_text().split()[0])
+    os.kill(first_child, signal.SIGKILL)
+    assert result.get(timeout=20) == str(mark)
+    pids = mark.read_text().split()
+    assert len(pids) == 2 and pids[0] != pids[1]
+    assert result.info()["attempts"] == 2  # type: ignore[index]
+
+
+def test_max_tasks_per_child_replaces_the_child(start_worker: WorkerFactory, app: App) -> None:
+    start_worker("prefork", "-c", "1", "--max-tasks-per-child", "2")
+    pids = [app.send_task("t.pid", []).get(timeout=10) for _ in range(4)]
+    assert pids[0] == pids[1] and pids[2] == pids[3] and pids[1] != pids[2]

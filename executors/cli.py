@@ -101,6 +101,8 @@ def command(
             max_memory_per_child_mb=max_memory_per_child,
             grace_s=grace,
             name=name,
+            max_deliveries=app.conf.max_deliveries,
+            dead_after_s=app.conf.worker_dead_after,
         )
         worker = Worker(app, create_pool(pool), options)
     except CeleriacError as exc:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import msgspec
 import psutil
 import redis
 
@@ -42,6 +43,9 @@ class SlotConfig:
     prefetch: int = 4
     block_ms: int = 1000
     max_runs: int = 0  # leave after this many runs (prefork --max-tasks-per-child); 0 = never
+    max_deliveries: int = 5  # deliveries of one attempt before the run is dead-lettered
+    reclaim_idle_ms: int = 15_000  # a pending entry idle this long has lost its worker
+    reclaim_every_s: float = 5.0
     max_memory_mb: int = 0  # leave once the process is bigger (--max-memory-per-child); 0 = never
 
 
@@ -69,6 +73,7 @@ class Consumer:
         self.on_done = on_done
         self.runs = 0
         self._order = {s: i for i, s in enumerate(config.streams)}
+        self._next_reclaim = time.monotonic() + config.reclaim_every_s
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self, stop: StopFlag) -> None:
@@ -77,7 +82,7 @@ class Consumer:
         pending = self._own_pending()  # runs a previous life of this slot left unfinished
         while not stop.is_set() and not self._retiring():
             try:
-                batch = pending or self._fetch()
+                batch = pending or self._reclaim() or self._fetch()
                 pending = []
                 for i, entry in enumerate(batch):
                     if stop.is_set() or self._retiring():
@@ -112,6 +117,27 @@ class Consumer:
             block=self.config.block_ms,
         )
         return self._entries(reply)
+
+    def _reclaim(self) -> list[Entry]:
+        """Claim runs left pending by dead workers (live ones keep their claims fresh)."""
+        if time.monotonic() < self._next_reclaim:
+            return []
+        self._next_reclaim = time.monotonic() + self.config.reclaim_every_s
+        claimed: list[Entry] = []
+        for stream in self.config.streams:
+            reply = self.broker.redis.xautoclaim(
+                stream,
+                GROUP,
+                self.config.name,
+                self.config.reclaim_idle_ms,
+                count=self.config.prefetch - len(claimed),
+            )
+            claimed += self._entries([(stream.encode(), reply[1])])
+            if len(claimed) >= self.config.prefetch:
+                break
+        if claimed:
+            log.warning("reclaimed %d runs abandoned by a dead worker", len(claimed))
+        return claimed
 
     def _own_pending(self) -> list[Entry]:
         streams = {s: "0" for s in self.config.streams}
@@ -150,19 +176,24 @@ class Consumer:
         if message.expires is not None and p.now_ms() > message.expires:
             self._finish(stream, entry_id, message, Outcome(states.EXPIRED), stop)
             return
-        verdict, attempts = self._start(message)
+        verdict, attempts, deliveries = self._start(message)
         if verdict == "DONE":
             self._ack(stream, entry_id)
         elif verdict == "REVOKE":
             self._finish(stream, entry_id, message, Outcome(states.REVOKED), stop)
+        elif verdict == "DEAD":
+            self._finish(stream, entry_id, message, self._dead(message, deliveries), stop)
         else:
             outcome = self.runner.run(message, body, attempts)
-            self._finish(stream, entry_id, message, outcome, stop)
+            if outcome.state == states.RETRY:
+                self._retry(stream, entry_id, message, outcome)
+            else:
+                self._finish(stream, entry_id, message, outcome, stop)
             self.runs += 1
 
-    def _start(self, message: p.Message) -> tuple[str, int]:
+    def _start(self, message: p.Message) -> tuple[str, int, int]:
         keys = self.broker.keys
-        verdict, attempts = self.broker.scripts["start"](
+        verdict, attempts, deliveries = self.broker.scripts["start"](
             [keys.run(message.id), keys.events, keys.revoked],
             [
                 message.id,
@@ -172,9 +203,46 @@ class Consumer:
                 message.task,
                 message.queue,
                 message.created_at,
+                self.config.max_deliveries,
             ],
         )
-        return verdict.decode(), int(attempts)
+        return verdict.decode(), int(attempts), int(deliveries)
+
+    def _dead(self, message: p.Message, deliveries: int) -> Outcome:
+        log.error(
+            "run %s (%s) is dead: %d deliveries never finished",
+            message.id,
+            message.task,
+            deliveries,
+        )
+        error = {
+            "type": "DeliveryLimitExceeded",
+            "message": f"delivered {deliveries} times without finishing "
+            f"(max_deliveries={self.config.max_deliveries}): its worker died each time",
+            "traceback": None,
+        }
+        return Outcome(states.DEAD, {p.F_ERROR: self.runner.codec.encode(error, "json")[0]})
+
+    def _retry(self, stream: str, entry_id: str, message: p.Message, outcome: Outcome) -> None:
+        """Schedule the next attempt in the delayed set; the run keeps its id."""
+        keys = self.broker.keys
+        due = p.now_ms() + int((outcome.countdown or 0) * 1000)
+        retried = msgspec.structs.replace(message, retries=message.retries + 1, eta=due)
+        self.broker.scripts["retry"](
+            [keys.run(message.id), stream, keys.events, keys.delayed(message.queue)],
+            [
+                message.id,
+                entry_id,
+                GROUP,
+                due,
+                p.encode_envelope(retried),
+                self.broker.limits.events,
+                message.task,
+                message.queue,
+                outcome.fields[p.F_ERROR],
+                p.now_ms(),
+            ],
+        )
 
     def _finish(
         self, stream: str, entry_id: str, message: p.Message, outcome: Outcome, stop: StopFlag
@@ -199,7 +267,9 @@ class Consumer:
         backoff = _Backoff()
         while True:
             try:
-                self.broker.scripts["finish"]([keys.run(message.id), stream, keys.events], args)
+                self.broker.scripts["finish"](
+                    [keys.run(message.id), stream, keys.events, keys.dead(message.queue)], args
+                )
                 break
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 if stop.is_set() and backoff.delay >= _Backoff.MAX:

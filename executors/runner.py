@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,20 +14,26 @@ from sdk import protocol as p
 from sdk import states
 from sdk.app import App
 from sdk.context import Request, current_request
-from sdk.errors import CeleriacError, SerializationError, TaskNotFound
+from sdk.errors import CeleriacError, MaxRetriesExceeded, Retry, SerializationError, TaskNotFound
 from sdk.exceptions_wire import describe
 from sdk.serializers import Codec
+from sdk.task import Task
 
 log = logging.getLogger("celeriac.runner")
 
 
 @dataclass
 class Outcome:
-    """What the finish script stores: a terminal state and the record fields to set."""
+    """What the finish script stores: a terminal state and the record fields to set.
+
+    ``RETRY`` is the one non-terminal outcome: the run goes back to Redis, due in
+    ``countdown`` seconds.
+    """
 
     state: str
     fields: dict[str, Any] = field(default_factory=dict)
     runtime_ms: int | None = None
+    countdown: float | None = None
 
 
 class Runner:
@@ -76,7 +83,11 @@ class Runner:
             value = task(*args, **kwargs)
             if inspect.isawaitable(value):
                 value = asyncio.run(_await(value))
+        except Retry as retry:
+            return self._retry(task, message, args, kwargs, retry)
         except Exception as exc:
+            if isinstance(exc, tuple(task.options["autoretry_for"])):
+                return self._retry(task, message, args, kwargs, Retry(exc=exc))
             task.on_failure(exc, message.id, args, kwargs, describe(exc)["traceback"])
             return self._failure(exc, message)
         finally:
@@ -85,6 +96,35 @@ class Runner:
         if outcome.state == states.SUCCESS:
             task.on_success(value, message.id, args, kwargs)
         return outcome
+
+    def _retry(
+        self,
+        task: Task[Any, Any],
+        message: p.Message,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        retry: Retry,
+    ) -> Outcome:
+        """Another attempt later, or a failure once the retries are used up."""
+        limit = _first(retry.max_retries, message.max_retries, task.options["max_retries"])
+        if limit is not None and message.retries >= limit:
+            exc = retry.exc or MaxRetriesExceeded(f"{message.task}: {limit} retries used up")
+            task.on_failure(exc, message.id, args, kwargs, describe(exc)["traceback"])
+            return self._failure(exc, message)
+        cause: BaseException = retry.exc or retry
+        error = describe(cause)
+        task.on_retry(cause, message.id, args, kwargs, error["traceback"])
+        countdown = retry_delay(task.options, message.retries, retry.countdown)
+        log.info(
+            "run %s (%s) retries in %.1fs: %s",
+            message.id,
+            message.task,
+            countdown,
+            error["message"],
+        )
+        return Outcome(
+            states.RETRY, {p.F_ERROR: self.codec.encode(error, "json")[0]}, countdown=countdown
+        )
 
     def _success(self, value: Any, message: p.Message) -> Outcome:
         if message.ignore_result:
@@ -115,3 +155,23 @@ class Runner:
 
 async def _await(value: Any) -> Any:
     return await value
+
+
+def _first(*values: int | None) -> int | None:
+    return next((v for v in values if v is not None), None)
+
+
+def retry_delay(options: dict[str, Any], retries: int, countdown: float | None) -> float:
+    """Seconds until the next attempt: explicit, else exponential backoff, else the default.
+
+    Backoff is ``base * 2**retries`` capped at ``retry_backoff_max``, with full jitter
+    (a uniform draw below it) unless ``retry_jitter`` is off, as in Celery.
+    """
+    if countdown is not None:
+        return max(0.0, float(countdown))
+    backoff = options["retry_backoff"]
+    if not backoff:
+        return float(options["default_retry_delay"])
+    base = 1.0 if backoff is True else float(backoff)
+    delay = min(float(options["retry_backoff_max"]), base * (2**retries))
+    return random.uniform(0, delay) if options["retry_jitter"] else delay

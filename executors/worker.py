@@ -18,7 +18,7 @@ from typing import Any
 
 import redis
 
-from executors import heartbeat
+from executors import claims, heartbeat
 from executors.consumer import Consumer, SlotConfig, StopFlag, ensure_groups
 from executors.pools import Pool
 from executors.runner import Outcome, Runner
@@ -43,6 +43,8 @@ class WorkerOptions:
     max_memory_per_child_mb: int = 0
     grace_s: float = 30.0
     name: str | None = None
+    max_deliveries: int = 5
+    dead_after_s: float = heartbeat.DEAD_AFTER_S
 
 
 class _CountingRunner(Runner):
@@ -90,6 +92,8 @@ class Worker:
         self.counters = heartbeat.Counters(*(multiprocessing.Value("q", 0) for _ in range(3)))
         self.streams = [s for q in options.queues for s in self.keys.streams(q)]
         self._signals = 0
+        # A claim is at most 1.5 refresh periods idle, well under the dead-worker time.
+        self._refresh_s = min(claims.REFRESH_EVERY_S, options.dead_after_s / 3)
         self._wake = threading.Event()
 
     def _client(self) -> redis.Redis:
@@ -105,6 +109,9 @@ class Worker:
             prefetch=self.options.prefetch,
             max_runs=self.options.max_tasks_per_child,
             max_memory_mb=self.options.max_memory_per_child_mb,
+            max_deliveries=self.options.max_deliveries,
+            reclaim_idle_ms=int(self.options.dead_after_s * 1000),
+            reclaim_every_s=min(5.0, self.options.dead_after_s),
         )
         try:
             Consumer(Broker(client, self.keys, self.limits), runner, config).run(stop)
@@ -148,12 +155,16 @@ class Worker:
                 backoff = min(backoff * 2, 5.0)
 
     def _main_loop(self, client: redis.Redis, broker: Broker) -> None:
-        next_beat = 0.0
+        next_beat = next_refresh = 0.0
         while self._signals == 0:
             now = time.monotonic()
             if now >= next_beat:
                 self._safely(heartbeat.beat, client, self.keys, self.info, self.counters)
                 next_beat = now + heartbeat.HEARTBEAT_S
+            if now >= next_refresh:
+                self._safely(claims.keep_fresh, client, self.streams, self.id,
+                             int(self._refresh_s * 500))
+                next_refresh = now + self._refresh_s
             self._safely(self._promote_due, broker)
             self.pool.supervise()
             self._wake.wait(PROMOTE_EVERY_S)

@@ -22,6 +22,8 @@ ENV_VARS = {
     "history_size": "CELERIAC_HISTORY_SIZE",
     "max_body": "CELERIAC_MAX_BODY",
     "timezone": "CELERIAC_TIMEZONE",
+    "max_deliveries": "CELERIAC_MAX_DELIVERIES",
+    "worker_dead_after": "CELERIAC_WORKER_DEAD_AFTER",
 }
 
 
@@ -40,6 +42,8 @@ class Settings:
     max_body: int = 1 << 20
     timezone: str = "UTC"
     default_queue: str = "default"
+    max_deliveries: int = 5  # deliveries of one attempt that never finish before DEAD
+    worker_dead_after: float = 15.0  # seconds of silence before a worker's runs are reclaimed
     task_always_eager: bool = False
     task_eager_propagates: bool = True
     extra: dict[str, Any] = field(default_factory=dict)  # unknown Celery-style settings
@@ -68,11 +72,14 @@ def _coerce(name: str, value: Any, current: Any) -> Any:
         if isinstance(value, str):
             return value.strip().lower() in {"1", "true", "yes", "on"}
         return bool(value)
-    if isinstance(current, int) and not isinstance(value, int):
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            raise ConfigurationError(f"setting {name} must be an integer, not {value!r}") from None
+    for kind in (int, float):
+        if type(current) is kind and not isinstance(value, kind):
+            try:
+                return kind(value)
+            except (TypeError, ValueError):
+                raise ConfigurationError(
+                    f"setting {name} must be a number, not {value!r}"
+                ) from None
     return value
 
 

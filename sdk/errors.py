@@ -122,6 +122,12 @@ class TaskError(CeleriacError):
         self.traceback = traceback
 
 
+class MaxRetriesExceeded(CeleriacError):
+    """A task asked for a retry after using up its retries."""
+
+    code = "max_retries_exceeded"
+
+
 class TaskRevoked(TaskError):
     """The run was revoked before it finished."""
 

@@ -1,7 +1,8 @@
 -- Store a run's outcome, then acknowledge it: the outcome is durable before the ack.
--- KEYS: 1 run hash, 2 stream the entry came from, 3 events stream
+-- KEYS: 1 run hash, 2 stream the entry came from, 3 events stream, 4 dead-letter stream
 -- ARGV: 1 run id, 2 entry id, 3 group, 4 state, 5 now ms, 6 runtime ms, 7 ttl s,
 --       8 events maxlen, 9 task, 10 queue, 11 done channel, 12.. outcome fields (name/value)
+-- A DEAD run is also appended, with its message, to the dead-letter stream.
 local fields = {'state', ARGV[4], 'finished_at', ARGV[5]}
 if ARGV[6] ~= '' then
   fields[#fields + 1] = 'runtime_ms'
@@ -11,8 +12,17 @@ for i = 12, #ARGV, 2 do
   fields[#fields + 1] = ARGV[i]
   fields[#fields + 1] = ARGV[i + 1]
 end
+if ARGV[4] == 'SUCCESS' then  -- a success after retries shows no stale error
+  redis.call('HDEL', KEYS[1], 'error', 'exc', 'exc_sig')
+end
 redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('EXPIRE', KEYS[1], ARGV[7])
+if ARGV[4] == 'DEAD' then
+  local env, body, err = unpack(redis.call('HMGET', KEYS[1], 'env', 'body', 'error'))
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', 100000, '*', 'id', ARGV[1], 'env', env or '',
+             'body', body or '', 'error', err or '', 'at', ARGV[5])
+  redis.call('PERSIST', KEYS[1])  -- kept until requeued or purged, like the letter itself
+end
 if ARGV[2] ~= '' then
   redis.call('XACK', KEYS[2], ARGV[3], ARGV[2])
   redis.call('XDEL', KEYS[2], ARGV[2])

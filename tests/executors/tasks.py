@@ -66,3 +66,32 @@ def touch(path: str, seconds: float = 0.0) -> str:
         f.write(f"{os.getpid()}\n")
     time.sleep(seconds)
     return path
+
+
+@app.task(name="t.flaky", bind=True, max_retries=3)
+def flaky(self: Any, succeed_on: int) -> int:
+    """Fails until its ``succeed_on``-th attempt, asking for a retry each time."""
+    if self.request.retries + 1 < succeed_on:
+        raise self.retry(exc=ConnectionError(f"attempt {self.request.retries + 1}"), countdown=0.2)
+    return self.request.retries
+
+
+@app.task(
+    name="t.autoretry",
+    autoretry_for=(ConnectionError,),
+    max_retries=2,
+    retry_backoff=0.1,
+    retry_jitter=False,
+)
+def autoretry(path: str) -> None:
+    with open(path, "a") as f:
+        f.write(f"{time.time()}\n")
+    raise ConnectionError("still down")
+
+
+@app.task(name="t.crash")
+def crash(path: str) -> None:
+    """Dies like an OOM-killed child: no exception, the process is just gone."""
+    with open(path, "a") as f:
+        f.write("x\n")
+    os.kill(os.getpid(), 9)

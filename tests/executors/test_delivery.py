@@ -1,0 +1,103 @@
+"""At-least-once delivery: retries, dead letters, fresh claims and reclaiming dead workers."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from sdk import App, states
+from sdk.keys import Keys
+from tests.executors.conftest import WorkerFactory
+
+
+def _wait_for(predicate: object, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.02)
+    raise TimeoutError("condition not met")
+
+
+def test_retry_keeps_the_run_id_and_shows_retry_between_attempts(
+    pool: str, start_worker: WorkerFactory, app: App
+) -> None:
+    start_worker(pool)
+    result = app.send_task("t.flaky", [3])
+    seen: set[str] = set()
+    deadline = time.monotonic() + 10
+    while not result.ready() and time.monotonic() < deadline:
+        seen.add(result.state)
+        time.sleep(0.01)
+    assert result.get(timeout=1) == 2  # succeeded on its third attempt (two retries)
+    assert states.RETRY in seen
+    run = result.info()
+    assert run is not None and run["attempts"] == 3 and run["error"] is None
+
+
+def test_autoretry_backs_off_then_fails_with_the_original_error(
+    start_worker: WorkerFactory, app: App, tmp_path: Path
+) -> None:
+    start_worker("threads")
+    marks = tmp_path / "attempts"
+    with pytest.raises(ConnectionError, match="still down"):
+        app.send_task("t.autoretry", [str(marks)]).get(timeout=15)
+    times = [float(t) for t in marks.read_text().split()]
+    assert len(times) == 3  # the first attempt and max_retries=2 more
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert gaps[0] >= 0.1 and gaps[1] >= 0.2  # 0.1 * 2**retries, no jitter
+
+
+def test_child_killed_every_time_goes_dead_after_max_deliveries(
+    start_worker: WorkerFactory, app: App, r: redis.Redis, tmp_path: Path
+) -> None:
+    start_worker("prefork", "-c", "1", env={"CELERIAC_MAX_DELIVERIES": "3"})
+    marks = tmp_path / "deliveries"
+    result = app.send_task("t.crash", [str(marks)])
+    _wait_for(lambda: result.state == states.DEAD, timeout=30)
+    assert marks.read_text().count("x") == 3  # exactly one execution per delivery, no loop
+    run = result.info()
+    assert run is not None and run["attempts"] == 3
+    assert run["error"]["type"] == "DeliveryLimitExceeded"
+    letters = r.xrange(Keys().dead("default"))
+    assert [f[b"id"].decode() for _, f in letters] == [result.id]
+    time.sleep(1.0)
+    assert marks.read_text().count("x") == 3  # and it never comes back
+
+
+def test_a_long_run_on_a_live_worker_is_never_reclaimed(
+    start_worker: WorkerFactory, app: App, tmp_path: Path
+) -> None:
+    fast = {"CELERIAC_WORKER_DEAD_AFTER": "1"}
+    start_worker("prefork", "-c", "1", env=fast)
+    start_worker("threads", "-c", "2", env=fast)  # an idle peer, eager to reclaim
+    marks = tmp_path / "starts"
+    result = app.send_task("t.touch", [str(marks), 3.5])  # 3.5x the reclaim idle time
+    assert result.get(timeout=20) == str(marks)
+    assert len(marks.read_text().split()) == 1
+    assert result.info()["attempts"] == 1  # type: ignore[index]
+
+
+def test_runs_of_a_dead_worker_are_reclaimed_by_a_live_one(
+    start_worker: WorkerFactory, app: App, r: redis.Redis, tmp_path: Path
+) -> None:
+    fast = {"CELERIAC_WORKER_DEAD_AFTER": "1"}
+    doomed = start_worker("prefork", "-c", "1", name="doomed", env=fast)
+    marks = tmp_path / "starts"
+    result = app.send_task("t.touch", [str(marks), 1.0])
+    _wait_for(marks.exists)
+    os.killpg(doomed.pid, signal.SIGKILL)  # the whole tree, mid-run
+    doomed.wait(5)
+    killed_at = time.monotonic()
+    start_worker("threads", name="survivor", env=fast)
+    assert result.get(timeout=20) == str(marks)
+    assert time.monotonic() - killed_at < 10
+    run = result.info()
+    assert run is not None and run["worker"] == "survivor" and run["attempts"] == 2
+    assert marks.read_text().split()[0] != marks.read_text().split()[1]  # another process

@@ -1,0 +1,268 @@
+"""The OpenAPI 3.1 description of the endpoints this gateway serves, written by hand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.intake import MAX_BATCH, QUERY_OPTIONS
+from gateway.responses import JSONResponse
+
+Schema = dict[str, Any]
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: Schema, description: str) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict[str, Schema]:
+    why = {
+        400: "malformed request",
+        403: "pickle payload unsigned or badly signed",
+        404: "unknown task or run",
+        409: "conflict",
+        413: "body too large",
+        415: "unsupported content type",
+        422: "arguments do not match the task's schema",
+        503: "Redis unreachable (with Retry-After)",
+    }
+    return {str(s): _json(_ref("Error"), why[s]) for s in statuses}
+
+
+_OPTIONS: Schema = {
+    "queue": {"type": "string"},
+    "priority": {"type": "integer", "minimum": 0, "maximum": 9},
+    "countdown": {"type": "number", "description": "seconds from now"},
+    "eta": {"type": ["string", "number"], "description": "ISO 8601, or epoch seconds"},
+    "expires": {"type": ["string", "number"], "description": "seconds from now, or ISO 8601"},
+    "max_retries": {"type": "integer"},
+    "callback_url": {"type": "string", "format": "uri"},
+    "idempotency_key": {"type": "string"},
+    "parent_id": {"type": "string"},
+    "root_id": {"type": "string"},
+    "ignore_result": {"type": "boolean"},
+}
+
+SCHEMAS: dict[str, Schema] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "details": {},
+                },
+            }
+        },
+    },
+    "SubmitBody": {
+        "type": "object",
+        "properties": {"args": {"type": "array"}, "kwargs": {"type": "object"}, **_OPTIONS},
+    },
+    "BatchBody": {
+        "type": "object",
+        "required": ["items"],
+        "properties": {
+            "items": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_BATCH,
+                "items": _ref("SubmitBody"),
+            }
+        },
+    },
+    "Accepted": {
+        "type": "object",
+        "required": ["id", "task", "state", "links"],
+        "properties": {
+            "id": {"type": "string"},
+            "task": {"type": "string"},
+            "state": {"enum": ["PENDING", "SCHEDULED"]},
+            "links": {"type": "object", "properties": {"self": {"type": "string"}}},
+        },
+    },
+    "BatchAccepted": {
+        "type": "object",
+        "required": ["ids"],
+        "properties": {"ids": {"type": "array", "items": {"type": "string"}}},
+    },
+    "Task": {
+        "type": "object",
+        "required": ["name", "queue", "parameters", "positional"],
+        "properties": {
+            "name": {"type": "string"},
+            "queue": {"type": "string"},
+            "options": {"type": "object"},
+            "parameters": {"type": "object", "description": "JSON Schema of the arguments"},
+            "positional": {"type": "array", "items": {"type": "string"}},
+            "doc": {"type": ["string", "null"]},
+            "workers": {"type": "integer"},
+        },
+    },
+    "TaskList": {
+        "type": "object",
+        "properties": {
+            "items": {"type": "array", "items": _ref("Task")},
+            "next": {"type": ["string", "null"]},
+        },
+    },
+    "Run": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "task": {"type": "string"},
+            "state": {"type": "string"},
+            "result": {},
+            "error": {
+                "type": ["object", "null"],
+                "properties": {
+                    "type": {"type": "string"},
+                    "message": {"type": "string"},
+                    "traceback": {"type": ["string", "null"]},
+                },
+            },
+            "attempts": {"type": "integer"},
+            "queue": {"type": "string"},
+            "worker": {"type": ["string", "null"]},
+            **{
+                k: {"type": ["string", "null"], "format": "date-time"}
+                for k in ("created_at", "started_at", "finished_at")
+            },
+            "runtime_ms": {"type": ["integer", "null"]},
+            "parent_id": {"type": ["string", "null"]},
+            "root_id": {"type": ["string", "null"]},
+            "meta": {},
+            "webhook": {"type": ["object", "null"]},
+        },
+    },
+    "Status": {"type": "object", "properties": {"status": {"type": "string"}}},
+}
+
+_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+_SUBMIT_BODY = {
+    "required": False,
+    "content": {
+        "application/json": {"schema": _ref("SubmitBody")},
+        "application/msgpack": {"schema": _ref("SubmitBody")},
+        "application/x-cloudpickle": {
+            "schema": {
+                "type": "string",
+                "contentMediaType": "application/x-cloudpickle",
+                "description": "pickled {args, kwargs}; needs X-Celeriac-Signature "
+                "(hex HMAC-SHA256 of the body); options come from the query string",
+            }
+        },
+    },
+}
+_HEADERS = [
+    {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}},
+    {"name": "X-Callback-Url", "in": "header", "schema": {"type": "string"}},
+    {"name": "X-Celeriac-Signature", "in": "header", "schema": {"type": "string"}},
+]
+_QUERY = [
+    {"name": q, "in": "query", "schema": {"type": "string"}, "description": "pickle bodies only"}
+    for q in QUERY_OPTIONS
+]
+
+PATHS: dict[str, Schema] = {
+    "/tasks": {
+        "get": {
+            "summary": "The task catalog",
+            "responses": {"200": _json(_ref("TaskList"), "every registered task"), **_errors(503)},
+        }
+    },
+    "/tasks/{name}": {
+        "parameters": [_NAME],
+        "get": {
+            "summary": "One catalog entry",
+            "responses": {"200": _json(_ref("Task"), "the task"), **_errors(404, 503)},
+        },
+        "post": {
+            "summary": "Submit one run",
+            "parameters": _HEADERS + _QUERY,
+            "requestBody": _SUBMIT_BODY,
+            "responses": {
+                "202": _json(_ref("Accepted"), "queued durably; Location names the run"),
+                **_errors(400, 403, 404, 409, 413, 415, 422, 503),
+            },
+        },
+    },
+    "/tasks/{name}/batch": {
+        "parameters": [_NAME],
+        "post": {
+            "summary": "Submit many runs of one task; nothing is queued unless all are valid",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": _ref("BatchBody")},
+                    "application/msgpack": {"schema": _ref("BatchBody")},
+                },
+            },
+            "responses": {
+                "202": _json(_ref("BatchAccepted"), "all queued durably"),
+                **_errors(400, 404, 413, 415, 422, 503),
+            },
+        },
+    },
+    "/runs/{id}": {
+        "get": {
+            "summary": "A run; with ?wait=N, long-poll up to N seconds for a terminal state",
+            "parameters": [
+                {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
+                {
+                    "name": "wait",
+                    "in": "query",
+                    "schema": {"type": "number", "minimum": 0, "maximum": 60},
+                },
+            ],
+            "responses": {"200": _json(_ref("Run"), "the run"), **_errors(400, 404, 503)},
+        }
+    },
+    "/healthz": {
+        "get": {
+            "summary": "Liveness",
+            "responses": {"200": _json(_ref("Status"), "the process answers")},
+        }
+    },
+    "/readyz": {
+        "get": {
+            "summary": "Readiness: Redis answers PING",
+            "responses": {"200": _json(_ref("Status"), "ready"), **_errors(503)},
+        }
+    },
+    "/openapi.json": {
+        "get": {
+            "summary": "This document",
+            "responses": {
+                "200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}
+            },
+        }
+    },
+}
+
+
+def document() -> Schema:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Celeriac gateway", "version": "0.1.0"},
+        "paths": PATHS,
+        "components": {"schemas": SCHEMAS},
+    }
+
+
+async def openapi_json(request: Request) -> Response:
+    return JSONResponse(document())
+
+
+routes = [Route("/openapi.json", openapi_json, methods=["GET"])]

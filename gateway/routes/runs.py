@@ -1,0 +1,47 @@
+"""``/runs/{id}``: a run's record, optionally long-polled until it is terminal."""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.responses import JSONResponse
+from gateway.state import deps
+from sdk.errors import InvalidRequest, RunNotFound
+from sdk.runs import run_json
+
+MAX_WAIT = 60.0
+
+
+def parse_wait(value: str | None) -> float:
+    """``?wait=N``: seconds to long-poll, 0 to 60 (fractions allowed)."""
+    if value is None:
+        return 0.0
+    try:
+        wait = float(value)
+    except ValueError:
+        wait = math.nan
+    if not 0 <= wait <= MAX_WAIT:  # also refuses NaN
+        raise InvalidRequest(
+            f"wait must be a number of seconds from 0 to {MAX_WAIT:g}, not {value!r}",
+            details={"max": MAX_WAIT},
+        )
+    return wait
+
+
+async def get_run(request: Request) -> Response:
+    d = deps(request)
+    run_id: str = request.path_params["id"]
+    wait = parse_wait(request.query_params.get("wait"))
+    read = partial(d.broker.run, run_id)
+    fields = await (d.hub.wait(run_id, read, wait) if wait > 0 else read())
+    if fields is None:
+        raise RunNotFound(f"no run with id {run_id!r}", details={"id": run_id})
+    return JSONResponse(run_json(run_id, fields, d.codec))
+
+
+routes = [Route("/runs/{id}", get_run, methods=["GET"])]

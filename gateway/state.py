@@ -1,0 +1,30 @@
+"""What the lifespan builds once per process and every request reaches through its state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as aredis
+from starlette.requests import Request
+
+from gateway.catalog import Catalog
+from gateway.waiters import WaitHub
+from sdk.broker import AsyncBroker
+from sdk.config import Settings
+from sdk.serializers import Codec
+
+
+@dataclass(frozen=True, slots=True)
+class Deps:
+    settings: Settings
+    redis: aredis.Redis
+    broker: AsyncBroker
+    codec: Codec
+    catalog: Catalog
+    hub: WaitHub
+
+
+def deps(request: Request) -> Deps:
+    """The lifespan's objects, from the request's copy of the lifespan state."""
+    found: Deps = request.state.deps
+    return found

@@ -1,0 +1,122 @@
+"""Long-poll wake-ups: one events-stream tail per process resolves every waiter's future.
+
+A waiter registers its future *before* reading the run record, so a run that finishes
+between the read and the wait still wakes it. Thousands of waiters cost one XREAD loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from typing import cast
+
+import redis.asyncio as aredis
+import redis.exceptions as redis_errors
+
+from sdk import states
+from sdk.broker import Fields, is_terminal
+from sdk.keys import Keys
+
+log = logging.getLogger(__name__)
+
+Entry = tuple[bytes, dict[bytes, bytes]]  # a stream entry: id, fields
+_TERMINAL = {s.encode() for s in states.TERMINAL}
+BLOCK_MS = 5_000  # below the client's socket timeout
+BATCH = 1_000
+BACKOFF_MIN, BACKOFF_MAX = 0.1, 2.0
+
+
+class WaitHub:
+    def __init__(self, client: aredis.Redis, keys: Keys) -> None:
+        self._redis = client
+        self._stream = keys.events
+        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._delay = BACKOFF_MIN
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._tail(), name="celeriac-waithub")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._wake_all()
+
+    # -- waiters -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _watch(self, run_id: str) -> Iterator[asyncio.Future[None]]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(run_id, set()).add(future)
+        try:
+            yield future
+        finally:
+            waiting = self._waiters.get(run_id)
+            if waiting is not None:
+                waiting.discard(future)
+                if not waiting:
+                    del self._waiters[run_id]
+
+    async def wait(
+        self, run_id: str, read: Callable[[], Awaitable[Fields | None]], timeout: float
+    ) -> Fields | None:
+        """``read()``'s record once terminal, or as it is when ``timeout`` runs out."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            with self._watch(run_id) as woken:
+                fields = await read()
+                remaining = deadline - loop.time()
+                if fields is None or is_terminal(fields) or remaining <= 0:
+                    return fields
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken, remaining)
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(w) for w in self._waiters.values())
+
+    def _wake(self, run_id: str) -> None:
+        for future in self._waiters.get(run_id, ()):
+            if not future.done():
+                future.set_result(None)
+
+    def _wake_all(self) -> None:
+        for run_id in list(self._waiters):
+            self._wake(run_id)
+
+    # -- the tail ----------------------------------------------------------------------------
+    async def _last_id(self) -> bytes:
+        last = cast(list[Entry], await self._redis.xrevrange(self._stream, count=1))
+        return last[0][0] if last else b"0-0"
+
+    async def _follow(self) -> None:
+        """Tail the stream from its current end; returns only by raising."""
+        last = await self._last_id()
+        self._delay = BACKOFF_MIN
+        self._wake_all()  # anything may have finished while we were not listening
+        while True:
+            reply = await self._redis.xread({self._stream: last}, count=BATCH, block=BLOCK_MS)
+            for _stream, entries in cast(list[tuple[bytes, list[Entry]]], reply or []):
+                for entry_id, fields in entries:
+                    last = entry_id
+                    if fields.get(b"state") in _TERMINAL:
+                        self._wake(fields.get(b"id", b"").decode())
+
+    async def _tail(self) -> None:
+        """Follow the stream forever, backing off while Redis is unreachable."""
+        while True:
+            try:
+                await self._follow()
+            except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+                if self._delay == BACKOFF_MIN:  # once per outage
+                    log.warning("events stream unreachable, retrying: %s", exc)
+            except Exception:  # the loop must outlive any surprise; log it and go on
+                log.exception("events tail failed; restarting")
+            await asyncio.sleep(self._delay)
+            self._delay = min(self._delay * 2, BACKOFF_MAX)

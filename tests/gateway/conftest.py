@@ -1,0 +1,166 @@
+"""A real gateway (uvicorn in a thread, 127.0.0.1 only) over the session's Valkey."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis
+import uvicorn
+
+from gateway.app import create_app
+from sdk import App
+from sdk.broker import Broker
+from sdk.config import Settings
+from sdk.keys import GROUP, Keys
+from sdk.protocol import decode_envelope, now_ms
+
+SIGNING_KEY = "test-signing-key"
+KEYS = Keys()
+
+
+class Gateway:
+    """One running gateway: its base URL, an httpx client, and its app (for introspection)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.app = create_app(settings)
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        config = uvicorn.Config(
+            self.app,
+            lifespan="on",
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=1,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
+        )
+        self.client = httpx.Client(base_url=self.url, timeout=30)
+
+    def start(self) -> Gateway:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("gateway did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.client.close()
+        self._server.should_exit = True
+        self._thread.join(10)
+        self._sock.close()
+
+
+@pytest.fixture
+def make_gateway() -> Iterator[Callable[..., Gateway]]:
+    started: list[Gateway] = []
+
+    def make(**settings: Any) -> Gateway:
+        gw = Gateway(Settings(**settings)).start()
+        started.append(gw)
+        return gw
+
+    yield make
+    for gw in started:
+        gw.stop()
+
+
+@pytest.fixture
+def gw(redis_url: str, make_gateway: Callable[..., Gateway]) -> Gateway:
+    """A gateway with a signing key, on the flushed test Valkey."""
+    return make_gateway(redis_url=redis_url, signing_key=SIGNING_KEY)
+
+
+@pytest.fixture
+def client(gw: Gateway) -> httpx.Client:
+    return gw.client
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"redis://127.0.0.1:{port}/0"
+
+
+# -- acting like an executor -----------------------------------------------------------------
+def register(
+    r: redis.Redis,
+    fn: Callable[..., Any],
+    name: str | None = None,
+    queue: str = "default",
+    **options: Any,
+) -> str:
+    """Write ``fn``'s catalog entry as an executor would; returns the task name."""
+    task = App("t").task(name=name or fn.__name__, **options)(fn)
+    entry = task.catalog_entry(queue)
+    r.hset(KEYS.tasks, task.name, json.dumps(entry))
+    return task.name
+
+
+def add_worker(r: redis.Redis, worker_id: str, tasks: list[str], age_ms: int = 0) -> None:
+    now = now_ms()
+    r.hset(
+        KEYS.workers,
+        worker_id,
+        json.dumps(
+            {
+                "id": worker_id,
+                "host": "h",
+                "pid": 1,
+                "pool": "threads",
+                "concurrency": 1,
+                "queues": ["default"],
+                "tasks": tasks,
+                "active": 0,
+                "processed": 0,
+                "failed": 0,
+                "started_at": now - age_ms,
+                "last_heartbeat": now - age_ms,
+            }
+        ),
+    )
+
+
+def finish(r: redis.Redis, run_id: str, state: str = "SUCCESS", result: bytes = b"5") -> None:
+    """Store the run's outcome and take it off its stream, with the finish script."""
+    broker = Broker(r, KEYS)
+    message = decode_envelope(r.hget(KEYS.run(run_id), "env"))  # type: ignore[arg-type]
+    stream = KEYS.stream(message.queue, message.priority)
+    with contextlib.suppress(redis.ResponseError):  # BUSYGROUP: made by an earlier call
+        r.xgroup_create(stream, GROUP, id="0", mkstream=True)
+    entry_id = next(eid for eid, f in r.xrange(stream) if decode_envelope(f[b"env"]).id == run_id)
+    broker.scripts["finish"](
+        keys=[KEYS.run(run_id), stream, KEYS.events, KEYS.dead(message.queue)],
+        args=[
+            run_id,
+            entry_id,
+            GROUP,
+            state,
+            now_ms(),
+            12,
+            86_400,
+            100_000,
+            message.task,
+            message.queue,
+            KEYS.done_channel(run_id),
+            "result",
+            result,
+            "result_ct",
+            "application/json",
+        ],
+    )

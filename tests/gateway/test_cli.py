@@ -1,0 +1,80 @@
+"""``celeriac gateway``: refusals, and a real start and clean SIGTERM stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from gateway.cli import command, settings_env
+from sdk.config import Settings
+
+
+def test_no_redis_url_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CELERIAC_REDIS_URL", raising=False)
+    result = CliRunner().invoke(command, [])
+    assert result.exit_code == 1
+    assert result.output.strip().count("\n") == 0 and "Redis URL" in result.output
+
+
+def test_non_loopback_host_needs_insecure(redis_url: str) -> None:
+    result = CliRunner().invoke(command, ["--redis-url", redis_url, "--host", "0.0.0.0"])
+    assert result.exit_code == 1 and "--insecure" in result.output
+    assert "API keys" in result.output
+
+
+def test_settings_travel_to_workers_through_env() -> None:
+    settings = Settings(redis_url="redis://h:1/0", prefix="p", signing_key="k", max_body=5)
+    assert Settings().with_env(settings_env(settings)) == settings
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serves_and_stops_on_sigterm(workers: str, redis_url: str) -> None:
+    port = _free_port()
+    env = {**os.environ, "CELERIAC_REDIS_URL": redis_url}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from gateway.cli import command; command()",
+            "--port",
+            str(port),
+            "--workers",
+            workers,
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                resp = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        assert resp.status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -176,11 +176,14 @@ class Consumer:
         if message.expires is not None and p.now_ms() > message.expires:
             self._finish(stream, entry_id, message, Outcome(states.EXPIRED), stop)
             return
-        verdict, attempts, deliveries = self._start(message)
+        verdict, attempts, deliveries, error = self._start(message)
         if verdict == "DONE":
             self._ack(stream, entry_id)
         elif verdict == "REVOKE":
             self._finish(stream, entry_id, message, Outcome(states.REVOKED), stop)
+        elif verdict == "KILLED":
+            outcome = Outcome(states.FAILURE, {p.F_ERROR: error})
+            self._finish(stream, entry_id, message, outcome, stop)
         elif verdict == "DEAD":
             self._finish(stream, entry_id, message, self._dead(message, deliveries), stop)
         else:
@@ -191,9 +194,9 @@ class Consumer:
                 self._finish(stream, entry_id, message, outcome, stop)
             self.runs += 1
 
-    def _start(self, message: p.Message) -> tuple[str, int, int]:
+    def _start(self, message: p.Message) -> tuple[str, int, int, bytes]:
         keys = self.broker.keys
-        verdict, attempts, deliveries = self.broker.scripts["start"](
+        verdict, attempts, deliveries, *error = self.broker.scripts["start"](
             [keys.run(message.id), keys.events, keys.revoked],
             [
                 message.id,
@@ -206,7 +209,7 @@ class Consumer:
                 self.config.max_deliveries,
             ],
         )
-        return verdict.decode(), int(attempts), int(deliveries)
+        return verdict.decode(), int(attempts), int(deliveries), error[0] if error else b""
 
     def _dead(self, message: p.Message, deliveries: int) -> Outcome:
         log.error(

@@ -7,19 +7,39 @@ import inspect
 import logging
 import random
 import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
+from executors.middleware import Middleware
 from sdk import protocol as p
 from sdk import states
 from sdk.app import App
 from sdk.context import Request, current_request
-from sdk.errors import CeleriacError, MaxRetriesExceeded, Retry, SerializationError, TaskNotFound
+from sdk.errors import (
+    CeleriacError,
+    MaxRetriesExceeded,
+    Retry,
+    SerializationError,
+    SoftTimeLimitExceeded,
+    TaskNotFound,
+    Terminated,
+)
 from sdk.exceptions_wire import describe
 from sdk.serializers import Codec
 from sdk.task import Task
 
 log = logging.getLogger("celeriac.runner")
+
+#: Provided by the pool: raise an exception inside the running slot after some seconds.
+Interrupter = Callable[[float, type[BaseException]], AbstractContextManager[None]]
+
+
+@contextmanager
+def no_interrupter(seconds: float, exc: type[BaseException]) -> Iterator[None]:
+    """For pools that cannot interrupt a running task: the limit is not enforced."""
+    yield
 
 
 @dataclass
@@ -39,10 +59,19 @@ class Outcome:
 class Runner:
     """Runs messages against an App's tasks. Knows nothing about Redis or pools."""
 
-    def __init__(self, app: App, codec: Codec, worker_id: str) -> None:
+    def __init__(
+        self,
+        app: App,
+        codec: Codec,
+        worker_id: str,
+        middleware: Sequence[Middleware] = (),
+        interrupter: Interrupter = no_interrupter,
+    ) -> None:
         self.app = app
         self.codec = codec
         self.worker_id = worker_id
+        self.middleware = middleware
+        self.interrupter = interrupter
 
     def run(self, message: p.Message, body: bytes, attempts: int) -> Outcome:
         started = time.perf_counter()
@@ -78,20 +107,41 @@ class Runner:
             eta=message.eta,
             expires=message.expires,
         )
+        for mw in self.middleware:
+            mw.before_execute(task, message)
+        outcome = Outcome(states.FAILURE)
         token = current_request.set(request)
         try:
-            value = task(*args, **kwargs)
-            if inspect.isawaitable(value):
-                value = asyncio.run(_await(value))
+            outcome = self._call(task, message, args, kwargs)
+        finally:
+            current_request.reset(token)
+            for mw in reversed(self.middleware):
+                mw.after_execute(task, message, outcome.state)
+        return outcome
+
+    def _call(
+        self,
+        task: Task[Any, Any],
+        message: p.Message,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Outcome:
+        soft = task.options["soft_time_limit"]
+        try:
+            with self.interrupter(float(soft), SoftTimeLimitExceeded) if soft else nullcontext():
+                value = task(*args, **kwargs)
+                if inspect.isawaitable(value):
+                    value = asyncio.run(_await(value))
         except Retry as retry:
             return self._retry(task, message, args, kwargs, retry)
+        except Terminated:
+            log.warning("run %s (%s) terminated", message.id, message.task)
+            return Outcome(states.REVOKED)
         except Exception as exc:
             if isinstance(exc, tuple(task.options["autoretry_for"])):
                 return self._retry(task, message, args, kwargs, Retry(exc=exc))
             task.on_failure(exc, message.id, args, kwargs, describe(exc)["traceback"])
             return self._failure(exc, message)
-        finally:
-            current_request.reset(token)
         outcome = self._success(value, message)
         if outcome.state == states.SUCCESS:
             task.on_success(value, message.id, args, kwargs)

@@ -12,6 +12,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -19,19 +20,23 @@ from typing import Any
 import redis
 
 from executors import claims, heartbeat
+from executors.board import SlotBoard
 from executors.consumer import Consumer, SlotConfig, StopFlag, ensure_groups
+from executors.control import ControlListener
+from executors.middleware import Counting, HardTimeLimit, Middleware
 from executors.pools import Pool
-from executors.runner import Outcome, Runner
-from sdk import states
+from executors.runner import Runner
 from sdk.app import App
 from sdk.broker import Broker, Limits
+from sdk.errors import Terminated, TimeLimitExceeded
+from sdk.exceptions_wire import describe
 from sdk.keys import Keys
-from sdk.protocol import Message, new_id, now_ms
+from sdk.protocol import new_id, now_ms
 from sdk.serializers import Codec
 from sdk.signing import Signer
 
 log = logging.getLogger("celeriac.worker")
-PROMOTE_EVERY_S = 0.1
+TICK_S = 0.1  # main loop: promote due runs, watch time limits, supervise slots
 
 
 @dataclass(frozen=True)
@@ -45,30 +50,6 @@ class WorkerOptions:
     name: str | None = None
     max_deliveries: int = 5
     dead_after_s: float = heartbeat.DEAD_AFTER_S
-
-
-class _CountingRunner(Runner):
-    def __init__(
-        self, app: App, codec: Codec, worker_id: str, counters: heartbeat.Counters
-    ) -> None:
-        super().__init__(app, codec, worker_id)
-        self.counters = counters
-
-    def run(self, message: Message, body: bytes, attempts: int) -> Outcome:
-        with self.counters.active.get_lock():
-            self.counters.active.value += 1
-        try:
-            outcome = super().run(message, body, attempts)
-        finally:
-            with self.counters.active.get_lock():
-                self.counters.active.value -= 1
-        counter = self.counters.failed if outcome.state == states.FAILURE else None
-        with self.counters.processed.get_lock():
-            self.counters.processed.value += 1
-        if counter is not None:
-            with counter.get_lock():
-                counter.value += 1
-        return outcome
 
 
 class Worker:
@@ -90,19 +71,21 @@ class Worker:
             tasks=sorted(app.tasks),
         )
         self.counters = heartbeat.Counters(*(multiprocessing.Value("q", 0) for _ in range(3)))
+        self.board = SlotBoard(options.concurrency)
         self.streams = [s for q in options.queues for s in self.keys.streams(q)]
         self._signals = 0
+        self._wake = threading.Event()
         # A claim is at most 1.5 refresh periods idle, well under the dead-worker time.
         self._refresh_s = min(claims.REFRESH_EVERY_S, options.dead_after_s / 3)
-        self._wake = threading.Event()
 
     def _client(self) -> redis.Redis:
         return redis.Redis.from_url(self.app.conf.redis_url or "", health_check_interval=30)
 
-    # -- a slot (runs inside the pool: a thread, a child process) ----------------------------------
+    # -- a slot (runs inside the pool: a thread, a child process) --------------------------------
     def run_slot(self, index: int, stop: StopFlag) -> None:
         client = self._client()  # never shared: each slot, each process, its own connection
-        runner = _CountingRunner(self.app, self.codec, self.id, self.counters)
+        middleware: list[Middleware] = [Counting(self.counters), HardTimeLimit(self.board, index)]
+        runner = Runner(self.app, self.codec, self.id, middleware, self.pool.interrupter)
         config = SlotConfig(
             name=f"{self.id}.{index}",
             streams=self.streams,
@@ -118,7 +101,7 @@ class Worker:
         finally:
             client.close()
 
-    # -- the main process ------------------------------------------------------------------------
+    # -- the main process -------------------------------------------------------------------------
     def run(self) -> int:
         """Run until signalled; returns the exit code (0 after a warm shutdown)."""
         client = self._client()
@@ -126,6 +109,8 @@ class Worker:
         self._prepare(client)
         self._install_signals()
         self.pool.start(self.run_slot, self.options.concurrency)
+        control = ControlListener(self._client(), self.keys.control, self._terminate)
+        control.start()
         log.info(
             "worker %s: pool %s, concurrency %d, queues %s, %d tasks",
             self.id,
@@ -137,6 +122,7 @@ class Worker:
         try:
             self._main_loop(client, broker)
         finally:
+            control.stop()
             clean = self._shutdown()
             self._safely(heartbeat.unregister, client, self.keys, self.id)
             client.close()
@@ -155,32 +141,46 @@ class Worker:
                 backoff = min(backoff * 2, 5.0)
 
     def _main_loop(self, client: redis.Redis, broker: Broker) -> None:
-        next_beat = next_refresh = 0.0
+        every = _Every()
         while self._signals == 0:
-            now = time.monotonic()
-            if now >= next_beat:
+            if every(heartbeat.HEARTBEAT_S, "beat"):
                 self._safely(heartbeat.beat, client, self.keys, self.info, self.counters)
-                next_beat = now + heartbeat.HEARTBEAT_S
-            if now >= next_refresh:
-                self._safely(claims.keep_fresh, client, self.streams, self.id,
-                             int(self._refresh_s * 500))
-                next_refresh = now + self._refresh_s
+            if every(self._refresh_s, "claims"):
+                self._safely(
+                    claims.keep_fresh, client, self.streams, self.id, int(self._refresh_s * 500)
+                )
             self._safely(self._promote_due, broker)
+            self._safely(self._enforce_time_limits, client)
             self.pool.supervise()
-            self._wake.wait(PROMOTE_EVERY_S)
+            self._wake.wait(TICK_S)
 
     def _promote_due(self, broker: Broker) -> None:
-        """Move due countdown/ETA runs of our queues to their streams."""
+        """Move due countdown/ETA/retry runs of our queues to their streams."""
         for queue in self.options.queues:
             broker.scripts["promote"](
                 [self.keys.delayed(queue), self.keys.events],
                 [now_ms(), 500, self.keys.prefix, queue, self.limits.events],
             )
 
+    def _enforce_time_limits(self, client: redis.Redis) -> None:
+        """Stop runs past their hard time limit; record why first, so no one re-runs them."""
+        for index, run_id in self.board.overdue():
+            log.error("run %s exceeded its hard time limit; stopping it", run_id)
+            error = describe(TimeLimitExceeded("hard time limit exceeded: the run was stopped"))
+            client.hset(self.keys.run(run_id), "killed", self.codec.encode(error, "json")[0])
+            self.board.idle(index)
+            self.pool.terminate(index, TimeLimitExceeded)
+
+    def _terminate(self, run_id: str) -> None:
+        """A revoke with terminate: stop the slot running ``run_id``, if it is ours."""
+        index = self.board.slot_of(run_id)
+        if index is not None:
+            log.warning("terminating run %s (revoked)", run_id)
+            self.pool.terminate(index, Terminated)
+
     def _shutdown(self) -> bool:
         log.info("warm shutdown: finishing running runs (up to %.0fs)", self.options.grace_s)
         deadline = time.monotonic() + self.options.grace_s
-        self._wake.clear()
         while time.monotonic() < deadline and self._signals < 2:
             if self.pool.stop(min(0.2, max(0.0, deadline - time.monotonic()))):
                 return True
@@ -201,8 +201,22 @@ class Worker:
         signal.signal(signal.SIGINT, on_signal)
 
     @staticmethod
-    def _safely(fn: Any, *args: Any) -> None:
+    def _safely(fn: Callable[..., Any], *args: Any) -> None:
         try:
             fn(*args)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             log.warning("Redis unreachable: %s", exc)
+
+
+class _Every:
+    """``every(period, name)`` is true at most once per period for each name."""
+
+    def __init__(self) -> None:
+        self._next: dict[str, float] = {}
+
+    def __call__(self, period: float, name: str) -> bool:
+        now = time.monotonic()
+        if now < self._next.get(name, 0.0):
+            return False
+        self._next[name] = now + period
+        return True

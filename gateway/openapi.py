@@ -229,6 +229,29 @@ PATHS: dict[str, Schema] = {
             "responses": {"200": _json(_ref("Run"), "the run"), **_errors(400, 404, 503)},
         }
     },
+    "/runs/{id}/revoke": {
+        "post": {
+            "summary": "Revoke a run: a queued one never starts; terminate stops a running one",
+            "parameters": [
+                {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "requestBody": {
+                "required": False,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"terminate": {"type": "boolean", "default": False}},
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "202": {"description": "revoked (or being terminated)"},
+                **_errors(400, 404, 409, 503),
+            },
+        }
+    },
     "/healthz": {
         "get": {
             "summary": "Liveness",

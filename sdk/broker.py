@@ -18,6 +18,7 @@ from redis.commands.core import AsyncScript, Script
 
 from sdk import protocol as p
 from sdk import scripts, states
+from sdk.errors import Conflict, RunNotFound
 from sdk.keys import Keys
 
 Fields = dict[bytes, bytes]
@@ -69,6 +70,36 @@ def plan_submit(keys: Keys, limits: Limits, sub: Submission) -> tuple[list[str],
         if value:
             args += [name, value]
     return [target, keys.run(m.id), keys.runs, keys.events, keys.queues], args
+
+
+def plan_revoke(
+    keys: Keys, limits: Limits, run_id: str, terminate: bool
+) -> tuple[list[str], list[Any]]:
+    now = p.now_ms()
+    args: list[Any] = [
+        run_id,
+        now,
+        now + limits.result_ttl * 1000,
+        limits.events,
+        keys.done_channel(run_id),
+        "1" if terminate else "0",
+        keys.prefix,
+        limits.result_ttl,
+    ]
+    return [keys.run(run_id), keys.revoked, keys.events, keys.control], args
+
+
+def _revoked(reply: Any) -> tuple[str, str]:
+    outcome, state = reply
+    return outcome.decode(), state.decode()
+
+
+def check_revoke(run_id: str, outcome: str, state: str) -> None:
+    """Raise for the revoke outcomes that are errors (SPEC §12: unknown 404, finished 409)."""
+    if outcome == "MISSING":
+        raise RunNotFound(f"no run {run_id}")
+    if outcome == "FINISHED":
+        raise Conflict(f"run {run_id} already finished ({state})")
 
 
 def is_terminal(fields: Fields | None) -> bool:
@@ -131,6 +162,11 @@ class Broker:
     def tasks(self) -> dict[str, Any]:
         return decode_hash(cast(Fields, self.redis.hgetall(self.keys.tasks)))
 
+    def revoke(self, run_id: str, terminate: bool = False) -> tuple[str, str]:
+        """Revoke a run; returns the revoke script's outcome and the state it found."""
+        k, a = plan_revoke(self.keys, self.limits, run_id, terminate)
+        return _revoked(self.scripts["revoke"](k, a))
+
 
 class AsyncBroker:
     """The same operations over a redis.asyncio client (gateway, async SDK)."""
@@ -177,3 +213,7 @@ class AsyncBroker:
 
     async def tasks(self) -> dict[str, Any]:
         return decode_hash(cast(Fields, await self.redis.hgetall(self.keys.tasks)))
+
+    async def revoke(self, run_id: str, terminate: bool = False) -> tuple[str, str]:
+        k, a = plan_revoke(self.keys, self.limits, run_id, terminate)
+        return _revoked(await self.scripts["revoke"](k, a))

@@ -128,6 +128,24 @@ class MaxRetriesExceeded(CeleriacError):
     code = "max_retries_exceeded"
 
 
+class TimeLimitExceeded(CeleriacError):
+    """The run went past its hard time limit and was stopped."""
+
+    code = "time_limit_exceeded"
+
+
+class SoftTimeLimitExceeded(CeleriacError):
+    """Raised inside a task at its soft time limit; it may catch it to clean up."""
+
+    code = "soft_time_limit_exceeded"
+
+
+class Terminated(CeleriacError):
+    """Control flow: the run was revoked with ``terminate=True`` while running."""
+
+    code = "terminated"
+
+
 class TaskRevoked(TaskError):
     """The run was revoked before it finished."""
 

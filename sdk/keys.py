@@ -74,6 +74,11 @@ class Keys:
         return f"{self.prefix}:worker:{worker_id}"
 
     @property
+    def control(self) -> str:
+        """Pub/sub channel of commands to every worker (terminate a run)."""
+        return f"{self.prefix}:control"
+
+    @property
     def revoked(self) -> str:
         """Sorted set of revoked run ids, scored by when the entry may be forgotten (ms)."""
         return f"{self.prefix}:revoked"

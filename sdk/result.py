@@ -67,6 +67,14 @@ class AsyncResult:
         error = (self.info() or {}).get("error")
         return error.get("traceback") if error else None
 
+    # -- acting -----------------------------------------------------------------------------
+    def revoke(self, terminate: bool = False) -> None:
+        """A queued run never starts; with ``terminate`` a running one is stopped."""
+        self.app.transport.revoke(self.id, terminate)
+
+    async def revoke_async(self, terminate: bool = False) -> None:
+        await self.app.transport.revoke_async(self.id, terminate)
+
     # -- waiting ----------------------------------------------------------------------------
     def get(self, timeout: float | None = None, propagate: bool = True) -> Any:
         """Wait for the outcome; re-raise a failure as its original type where possible."""

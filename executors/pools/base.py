@@ -7,6 +7,7 @@ methods. A third-party pool is one class registered in the ``celeriac.pools`` gr
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import ClassVar, Protocol
 
 from executors.consumer import StopFlag
@@ -32,3 +33,9 @@ class Pool(Protocol):
 
     def alive(self) -> int:
         """How many slots are running."""
+
+    def terminate(self, index: int, exc: type[BaseException]) -> None:
+        """Stop slot ``index``'s current run now: kill its process, or raise ``exc`` in it."""
+
+    def interrupter(self, seconds: float, exc: type[BaseException]) -> AbstractContextManager[None]:
+        """Inside a slot: raise ``exc`` in the running task if the block lasts ``seconds``."""

@@ -12,7 +12,10 @@ import multiprocessing
 import os
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from multiprocessing.process import BaseProcess
+from types import FrameType
 from typing import ClassVar
 
 from executors.consumer import StopFlag
@@ -91,6 +94,28 @@ class PreforkPool:
 
     def alive(self) -> int:
         return sum(c.is_alive() for c in self._children.values())
+
+    def terminate(self, index: int, exc: type[BaseException]) -> None:
+        # A child cannot be trusted to stop; it is killed and replaced. What the run
+        # becomes is recorded in Redis first, by the worker, so the replacement skips it.
+        child = self._children.get(index)
+        if child is not None and child.is_alive():
+            child.kill()
+
+    @contextmanager
+    def interrupter(self, seconds: float, exc: type[BaseException]) -> Iterator[None]:
+        """SIGALRM in the child, whose slot runs in its main thread."""
+
+        def expire(signum: int, frame: FrameType | None) -> None:
+            raise exc(f"soft time limit ({seconds}s) exceeded")
+
+        previous = signal.signal(signal.SIGALRM, expire)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
 
     def pids(self) -> list[int]:
         return [c.pid for c in self._children.values() if c.pid is not None and c.is_alive()]

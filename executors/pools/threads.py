@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import ClassVar
 
 from executors.pools.base import SlotTarget
@@ -60,3 +63,36 @@ class ThreadPool:
 
     def alive(self) -> int:
         return sum(t.is_alive() for t in self._threads.values())
+
+    def terminate(self, index: int, exc: type[BaseException]) -> None:
+        # Best effort: the exception lands at the task's next Python bytecode, not
+        # inside a blocking C call.
+        thread = self._threads.get(index)
+        if thread is not None and thread.ident is not None:
+            raise_in_thread(thread.ident, exc)
+
+    @contextmanager
+    def interrupter(self, seconds: float, exc: type[BaseException]) -> Iterator[None]:
+        ident = threading.get_ident()
+        lock = threading.Lock()
+        armed = True
+
+        def expire() -> None:
+            with lock:
+                if armed:
+                    raise_in_thread(ident, exc)
+
+        timer = threading.Timer(seconds, expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            with lock:
+                armed = False
+            timer.cancel()
+
+
+def raise_in_thread(ident: int, exc: type[BaseException]) -> None:
+    """Raise ``exc`` asynchronously in the thread ``ident`` (CPython's only way)."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exc))

@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 from functools import partial
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.responses import JSONResponse
 from gateway.state import deps
+from sdk.broker import check_revoke
 from sdk.errors import InvalidRequest, RunNotFound
 from sdk.runs import run_json
 
@@ -44,4 +46,29 @@ async def get_run(request: Request) -> Response:
     return JSONResponse(run_json(run_id, fields, d.codec))
 
 
-routes = [Route("/runs/{id}", get_run, methods=["GET"])]
+class RevokeBody(msgspec.Struct, forbid_unknown_fields=True):
+    terminate: bool = False
+
+
+async def revoke_run(request: Request) -> Response:
+    """A queued run never starts; with ``terminate`` a running one is stopped (202).
+    Unknown run: 404; a run already finished: 409."""
+    d = deps(request)
+    run_id: str = request.path_params["id"]
+    raw = await request.body()
+    try:
+        body = msgspec.json.decode(raw, type=RevokeBody) if raw.strip() else RevokeBody()
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"malformed revoke body: {exc}") from exc
+    outcome, state = await d.broker.revoke(run_id, body.terminate)
+    check_revoke(run_id, outcome, state)
+    return JSONResponse(
+        {"id": run_id, "revoked": True, "terminate": body.terminate, "outcome": outcome.lower()},
+        status_code=202,
+    )
+
+
+routes = [
+    Route("/runs/{id}", get_run, methods=["GET"]),
+    Route("/runs/{id}/revoke", revoke_run, methods=["POST"]),
+]

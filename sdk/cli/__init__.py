@@ -19,9 +19,28 @@ class _EntryPointGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         ep = self._eps().get(cmd_name)
         if ep is not None:
-            command: click.Command = ep.load()
+            try:
+                command: click.Command = ep.load()
+            except ImportError as exc:  # e.g. a component not installed: --help still works
+                return _unavailable(cmd_name, exc)
             return command
         return super().get_command(ctx, cmd_name)
+
+
+def _unavailable(name: str, exc: ImportError) -> click.Command:
+    """A stand-in for a command whose module cannot be imported; running it says why."""
+    reason = f"the {name} command is unavailable ({exc})"
+
+    def fail() -> None:
+        raise click.ClickException(reason)
+
+    return click.Command(
+        name,
+        callback=fail,
+        help=reason,
+        short_help=f"(unavailable: {exc})",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )
 
 
 @click.group(cls=_EntryPointGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -15,14 +15,22 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def common_options(fn: F) -> F:
     """``--redis-url``, ``--prefix`` and ``--log-level``, for every command."""
-    fn = click.option("--log-level", default="info", show_default=True,
-                      type=click.Choice(["debug", "info", "warning", "error"],
-                                        case_sensitive=False),
-                      help="Logging verbosity.")(fn)
-    fn = click.option("--prefix", default=None,
-                      help="Redis key prefix [env CELERIAC_PREFIX; default celeriac].")(fn)
-    fn = click.option("--redis-url", default=None, metavar="URL",
-                      help="Redis/Valkey URL [env CELERIAC_REDIS_URL].")(fn)
+    fn = click.option(
+        "--log-level",
+        default="info",
+        show_default=True,
+        type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+        help="Logging verbosity.",
+    )(fn)
+    fn = click.option(
+        "--prefix", default=None, help="Redis key prefix [env CELERIAC_PREFIX; default celeriac]."
+    )(fn)
+    fn = click.option(
+        "--redis-url",
+        default=None,
+        metavar="URL",
+        help="Redis/Valkey URL [env CELERIAC_REDIS_URL].",
+    )(fn)
     return fn
 
 
@@ -32,5 +40,12 @@ def resolve_settings(base: Settings | None = None, **flags: Any) -> Settings:
 
 
 def setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(),
-                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    )
+
+
+def quiet_http_logs(level: str) -> None:
+    """httpx logs every request at INFO; a command's own HTTP calls are noise below DEBUG."""
+    if level.lower() != "debug":
+        logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -3,6 +3,18 @@
 -- ARGV: 1 run id, 2 entry id, 3 group, 4 state, 5 now ms, 6 runtime ms, 7 ttl s,
 --       8 events maxlen, 9 task, 10 queue, 11 done channel, 12.. outcome fields (name/value)
 -- A DEAD run is also appended, with its message, to the dead-letter stream.
+-- A run already terminal is only acknowledged: an outcome is written once (a parent
+-- killing a child over its time limit may race the child's own finish). Returns 1 when
+-- the outcome was stored, 0 when it was already there.
+local current = redis.call('HGET', KEYS[1], 'state')
+if current == 'SUCCESS' or current == 'FAILURE' or current == 'REVOKED'
+   or current == 'EXPIRED' or current == 'DEAD' then
+  if ARGV[2] ~= '' then
+    redis.call('XACK', KEYS[2], ARGV[3], ARGV[2])
+    redis.call('XDEL', KEYS[2], ARGV[2])
+  end
+  return 0
+end
 local fields = {'state', ARGV[4], 'finished_at', ARGV[5]}
 if ARGV[6] ~= '' then
   fields[#fields + 1] = 'runtime_ms'

@@ -6,6 +6,7 @@
 --   STARTED  execute it;
 --   REVOKE   revoked while queued: record REVOKED (finish) and skip;
 --   DEAD     delivered more than max deliveries without finishing: dead-letter it;
+--   KILLED   stopped over its hard time limit: record FAILURE with the error in 'killed';
 --   DONE     already terminal (a duplicate delivery): acknowledge, change nothing.
 local state = redis.call('HGET', KEYS[1], 'state')
 if state == 'SUCCESS' or state == 'FAILURE' or state == 'REVOKED'
@@ -14,6 +15,10 @@ if state == 'SUCCESS' or state == 'FAILURE' or state == 'REVOKED'
 end
 if redis.call('ZSCORE', KEYS[3], ARGV[1]) then
   return {'REVOKE', 0, 0}
+end
+local killed = redis.call('HGET', KEYS[1], 'killed')
+if killed then
+  return {'KILLED', 0, 0, killed}
 end
 if not state then  -- queued by a producer that wrote no record: adopt it
   redis.call('HSET', KEYS[1], 'task', ARGV[5], 'queue', ARGV[6], 'created_at', ARGV[7])

@@ -131,5 +131,21 @@ class HttpTransport:
                 )
             )
 
+    def revoke(self, run_id: str, terminate: bool) -> None:
+        with _unavailable():
+            _raise_for(
+                self._client.post(
+                    f"/runs/{quote(run_id, safe='')}/revoke", json={"terminate": terminate}
+                )
+            )
+
+    async def revoke_async(self, run_id: str, terminate: bool) -> None:
+        with _unavailable():
+            _raise_for(
+                await self._async.post(
+                    f"/runs/{quote(run_id, safe='')}/revoke", json={"terminate": terminate}
+                )
+            )
+
     def close(self) -> None:
         self._client.close()

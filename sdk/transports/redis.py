@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import redis
 import redis.asyncio as aredis
 
-from sdk.broker import AsyncBroker, Broker, Fields, Limits, Submission
+from sdk.broker import AsyncBroker, Broker, Fields, Limits, Submission, check_revoke
 from sdk.calls import Call, build_submission
 from sdk.config import Settings
 from sdk.errors import BrokerUnavailable
@@ -77,6 +77,14 @@ class RedisTransport:
     async def wait_async(self, run_id: str, timeout: float) -> RunJSON | None:
         with _unavailable():
             return self._view(run_id, await self._async.wait(run_id, timeout))
+
+    def revoke(self, run_id: str, terminate: bool) -> None:
+        with _unavailable():
+            check_revoke(run_id, *self._broker.revoke(run_id, terminate))
+
+    async def revoke_async(self, run_id: str, terminate: bool) -> None:
+        with _unavailable():
+            check_revoke(run_id, *(await self._async.revoke(run_id, terminate)))
 
     def close(self) -> None:
         self._broker.redis.close()

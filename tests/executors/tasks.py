@@ -95,3 +95,33 @@ def crash(path: str) -> None:
     with open(path, "a") as f:
         f.write("x\n")
     os.kill(os.getpid(), 9)
+
+
+@app.task(name="t.limited", time_limit=1)
+def limited(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+@app.task(name="t.soft", soft_time_limit=0.5)
+def soft(seconds: float) -> str:
+    from sdk.errors import SoftTimeLimitExceeded
+
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:  # Python-level work, so threads can be interrupted
+            time.sleep(0.01)
+    except SoftTimeLimitExceeded:
+        return "cleaned up"
+    return "finished"
+
+
+@app.task(name="t.spin")
+def spin(path: str, seconds: float) -> str:
+    """Marks its start, then loops in Python (interruptible in every pool)."""
+    with open(path, "a") as f:
+        f.write(f"{os.getpid()}\n")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.01)
+    return "done"

@@ -5,77 +5,21 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 import redis
-import uvicorn
 
-from gateway.app import create_app
 from sdk import App
 from sdk.broker import Broker
-from sdk.config import Settings
 from sdk.keys import GROUP, Keys
 from sdk.protocol import decode_envelope, now_ms
+from tests.conftest import Gateway
 
 SIGNING_KEY = "test-signing-key"
 KEYS = Keys()
-
-
-class Gateway:
-    """One running gateway: its base URL, an httpx client, and its app (for introspection)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.app = create_app(settings)
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        config = uvicorn.Config(
-            self.app,
-            lifespan="on",
-            log_level="warning",
-            access_log=False,
-            timeout_graceful_shutdown=1,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
-        )
-        self.client = httpx.Client(base_url=self.url, timeout=30)
-
-    def start(self) -> Gateway:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("gateway did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        self.client.close()
-        self._server.should_exit = True
-        self._thread.join(10)
-        self._sock.close()
-
-
-@pytest.fixture
-def make_gateway() -> Iterator[Callable[..., Gateway]]:
-    started: list[Gateway] = []
-
-    def make(**settings: Any) -> Gateway:
-        gw = Gateway(Settings(**settings)).start()
-        started.append(gw)
-        return gw
-
-    yield make
-    for gw in started:
-        gw.stop()
 
 
 @pytest.fixture

@@ -6,13 +6,15 @@ it reads. The consumer loop stays short because it knows none of this.
 
 from __future__ import annotations
 
+import time
 from typing import Any, Protocol
 
 from executors.board import SlotBoard
 from executors.heartbeat import Counters
 from sdk import states
-from sdk.protocol import Message
-from sdk.task import Task
+from sdk.broker import Broker
+from sdk.protocol import Message, now_ms
+from sdk.task import Task, parse_rate
 
 
 class Middleware(Protocol):
@@ -36,6 +38,26 @@ class HardTimeLimit:
 
     def after_execute(self, task: Task[Any, Any], message: Message, state: str) -> None:
         self.board.idle(self.index)
+
+
+class RateLimit:
+    """``rate_limit``: runs of a task start no faster than its rate across all workers;
+    a slot waits its turn (the run stays claimed meanwhile)."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+
+    def before_execute(self, task: Task[Any, Any], message: Message) -> None:
+        per_second = parse_rate(task.options["rate_limit"])
+        if per_second is None:
+            return
+        interval = max(1, round(1000 / per_second))
+        key = self.broker.keys.rate(task.name)
+        while wait_ms := int(self.broker.scripts["rate"]([key], [now_ms(), interval])):
+            time.sleep(min(wait_ms, 1000) / 1000)
+
+    def after_execute(self, task: Task[Any, Any], message: Message, state: str) -> None:
+        pass
 
 
 class Counting:

@@ -32,6 +32,9 @@ from sdk.task import Task
 
 log = logging.getLogger("celeriac.runner")
 
+#: Writes a custom state and its JSON meta for a run (Broker.update_state).
+StateWriter = Callable[[p.Message, str, bytes], None]
+
 #: Provided by the pool: raise an exception inside the running slot after some seconds.
 Interrupter = Callable[[float, type[BaseException]], AbstractContextManager[None]]
 
@@ -66,12 +69,14 @@ class Runner:
         worker_id: str,
         middleware: Sequence[Middleware] = (),
         interrupter: Interrupter = no_interrupter,
+        state_writer: StateWriter | None = None,
     ) -> None:
         self.app = app
         self.codec = codec
         self.worker_id = worker_id
         self.middleware = middleware
         self.interrupter = interrupter
+        self.state_writer = state_writer
 
     def run(self, message: p.Message, body: bytes, attempts: int) -> Outcome:
         started = time.perf_counter()
@@ -106,6 +111,7 @@ class Runner:
             root_id=message.root_id,
             eta=message.eta,
             expires=message.expires,
+            update_state=self._state_updater(message),
         )
         for mw in self.middleware:
             mw.before_execute(task, message)
@@ -118,6 +124,16 @@ class Runner:
             for mw in reversed(self.middleware):
                 mw.after_execute(task, message, outcome.state)
         return outcome
+
+    def _state_updater(self, message: p.Message) -> Callable[[str, Any], None] | None:
+        writer = self.state_writer
+        if writer is None:
+            return None
+
+        def update(state: str, meta: Any) -> None:
+            writer(message, state, self.codec.encode(meta, "json")[0])
+
+        return update
 
     def _call(
         self,

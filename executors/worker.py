@@ -23,7 +23,7 @@ from executors import claims, heartbeat
 from executors.board import SlotBoard
 from executors.consumer import Consumer, SlotConfig, StopFlag, ensure_groups
 from executors.control import ControlListener
-from executors.middleware import Counting, HardTimeLimit, Middleware
+from executors.middleware import Counting, HardTimeLimit, Middleware, RateLimit
 from executors.pools import Pool
 from executors.runner import Runner
 from sdk.app import App
@@ -84,8 +84,15 @@ class Worker:
     # -- a slot (runs inside the pool: a thread, a child process) --------------------------------
     def run_slot(self, index: int, stop: StopFlag) -> None:
         client = self._client()  # never shared: each slot, each process, its own connection
-        middleware: list[Middleware] = [Counting(self.counters), HardTimeLimit(self.board, index)]
-        runner = Runner(self.app, self.codec, self.id, middleware, self.pool.interrupter)
+        broker = Broker(client, self.keys, self.limits)
+        middleware: list[Middleware] = [
+            RateLimit(broker),
+            Counting(self.counters),
+            HardTimeLimit(self.board, index),
+        ]
+        runner = Runner(
+            self.app, self.codec, self.id, middleware, self.pool.interrupter, broker.update_state
+        )
         config = SlotConfig(
             name=f"{self.id}.{index}",
             streams=self.streams,
@@ -97,7 +104,7 @@ class Worker:
             reclaim_every_s=min(5.0, self.options.dead_after_s),
         )
         try:
-            Consumer(Broker(client, self.keys, self.limits), runner, config).run(stop)
+            Consumer(broker, runner, config).run(stop)
         finally:
             client.close()
 

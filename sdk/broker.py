@@ -162,6 +162,24 @@ class Broker:
     def tasks(self) -> dict[str, Any]:
         return decode_hash(cast(Fields, self.redis.hgetall(self.keys.tasks)))
 
+    def update_state(self, message: p.Message, state: str, meta: bytes) -> None:
+        """A custom state (``PROGRESS``) with JSON ``meta``, shown on the run and as an event."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(self.keys.run(message.id), mapping={p.F_STATE: state, p.F_META: meta})
+        pipe.xadd(
+            self.keys.events,
+            {
+                "kind": "run",
+                "id": message.id,
+                "state": state,
+                "task": message.task,
+                "queue": message.queue,
+            },
+            maxlen=self.limits.events,
+            approximate=True,
+        )
+        pipe.execute()
+
     def revoke(self, run_id: str, terminate: bool = False) -> tuple[str, str]:
         """Revoke a run; returns the revoke script's outcome and the state it found."""
         k, a = plan_revoke(self.keys, self.limits, run_id, terminate)

@@ -73,6 +73,10 @@ class Keys:
         """Key that exists while the worker's heartbeat is fresh (expires on its own)."""
         return f"{self.prefix}:worker:{worker_id}"
 
+    def rate(self, task: str) -> str:
+        """The shared rate-limit state of one task (every worker takes turns from it)."""
+        return f"{self.prefix}:rate:{task}"
+
     @property
     def control(self) -> str:
         """Pub/sub channel of commands to every worker (terminate a run)."""

@@ -34,6 +34,26 @@ OPTIONS: dict[str, Any] = {
     "expires": None,
 }
 _SEND_FIELDS = set(SendOptions.__struct_fields__)
+_PER = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_rate(rate: str | float | None) -> float | None:
+    """Runs per second of a Celery-style rate limit: ``"100/s"``, ``"10/m"``, ``"5/h"``, 20."""
+    if rate is None or rate == "":
+        return None
+    if isinstance(rate, int | float):
+        per_second = float(rate)
+    else:
+        count, _, unit = str(rate).partition("/")
+        try:
+            per_second = float(count) / _PER[unit.strip() or "s"]
+        except (KeyError, ValueError):
+            raise ValueError(
+                f"rate_limit must look like '100/s', '10/m' or '5/h', not {rate!r}"
+            ) from None
+    if per_second <= 0:
+        raise ValueError(f"rate_limit must be positive, not {rate!r}")
+    return per_second
 
 
 class Task(Generic[P, R]):
@@ -56,6 +76,7 @@ class Task(Generic[P, R]):
         self.name = name
         self.bound = bind
         self.options = {**OPTIONS, **options}
+        parse_rate(self.options["rate_limit"])  # a bad rate is an error at import, not at run
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
 

@@ -125,3 +125,18 @@ def spin(path: str, seconds: float) -> str:
     while time.monotonic() < deadline:
         time.sleep(0.01)
     return "done"
+
+
+@app.task(name="t.limited_rate", rate_limit="20/s")
+def limited_rate() -> float:
+    return time.time()
+
+
+@app.task(name="t.progress", bind=True)
+def progress(self: Any, path: str) -> str:
+    """Reports PROGRESS, then waits for the test to let it finish (the file appears)."""
+    self.update_state(state="PROGRESS", meta={"done": 1, "of": 2})
+    deadline = time.monotonic() + 10
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return "finished"

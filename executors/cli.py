@@ -70,6 +70,12 @@ from sdk.errors import CeleriacError
     help="Seconds a warm shutdown waits for running runs.",
 )
 @click.option("--name", default=None, help="Worker id (default: host and a random suffix).")
+@click.option(
+    "--logfile",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Append logs to this file instead of stderr.",
+)
 @common_options
 def command(
     app_spec: str,
@@ -81,12 +87,13 @@ def command(
     max_memory_per_child: int,
     grace: float,
     name: str | None,
+    logfile: str | None,
     redis_url: str | None,
     prefix: str | None,
     log_level: str,
 ) -> None:
     """Run an executor consuming QUEUES with a pool of slots."""
-    setup_logging(log_level)
+    setup_logging(log_level, logfile)
     try:
         app = load_app(app_spec)
         app.conf = resolve_settings(app.conf, redis_url=redis_url, prefix=prefix)

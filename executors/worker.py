@@ -30,6 +30,7 @@ from sdk.app import App
 from sdk.broker import Broker, Limits
 from sdk.errors import Terminated, TimeLimitExceeded
 from sdk.exceptions_wire import describe
+from sdk.hygiene import eviction_warning
 from sdk.keys import Keys
 from sdk.protocol import new_id, now_ms
 from sdk.serializers import Codec
@@ -139,6 +140,7 @@ class Worker:
         backoff = 0.1
         while True:
             try:
+                self._check_eviction(client)
                 heartbeat.register_tasks(client, self.keys, self.app)
                 ensure_groups(client, self.streams)
                 return
@@ -146,6 +148,15 @@ class Worker:
                 log.warning("waiting for Redis (%s)", exc)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    @staticmethod
+    def _check_eviction(client: redis.Redis) -> None:
+        try:
+            warning = eviction_warning(client.config_get("maxmemory*"))
+        except redis.ResponseError:  # CONFIG is disabled on some managed services
+            return
+        if warning:
+            log.warning("!" * 20 + " %s " + "!" * 20, warning)
 
     def _main_loop(self, client: redis.Redis, broker: Broker) -> None:
         every = _Every()

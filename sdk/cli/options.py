@@ -39,9 +39,12 @@ def resolve_settings(base: Settings | None = None, **flags: Any) -> Settings:
     return (base or Settings()).with_env().updated(flags)
 
 
-def setup_logging(level: str) -> None:
+def setup_logging(level: str, logfile: str | None = None) -> None:
+    """Log to stderr, or to ``logfile`` (appending, as Celery's ``--logfile``)."""
     logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+        level=level.upper(),
+        format="%(asctime)s %(levelname)-7s %(processName)s %(name)s: %(message)s",
+        filename=logfile,
     )
 
 

@@ -52,7 +52,7 @@ def test_oversized_bodies_are_413(
 
 def test_health(client: httpx.Client) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
-    assert client.get("/readyz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ok", "warnings": []}
 
 
 def test_redis_down_is_503_with_retry_after(
@@ -113,3 +113,15 @@ def test_one_mapping_from_exceptions_to_statuses() -> None:
     bug = error_response(RuntimeError("secret detail"))
     assert bug.status_code == 500 and b"secret detail" not in bytes(bug.body)
     assert bug.headers["content-type"] == "application/json"
+
+
+def test_readyz_warns_when_redis_may_evict_runs(client: httpx.Client, r: redis.Redis) -> None:
+    assert client.get("/readyz").json()["warnings"] == []
+    r.config_set("maxmemory", "1gb")
+    r.config_set("maxmemory-policy", "allkeys-lru")
+    try:
+        body = client.get("/readyz").json()
+        assert body["status"] == "ok" and "allkeys-lru" in body["warnings"][0]
+    finally:
+        r.config_set("maxmemory", "0")
+        r.config_set("maxmemory-policy", "noeviction")

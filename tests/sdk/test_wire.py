@@ -125,3 +125,12 @@ def test_signed_pickled_exception_is_rebuilt_exactly() -> None:
     assert type(rebuilt) is Unbuildable and rebuilt.args == (1, 2)
     tampered = {**encoded, "data": base64.b64encode(cloudpickle.dumps(ValueError())).decode()}
     assert isinstance(rebuild({**describe(exc), "encoded": tampered}, codec), TaskError)
+
+
+def test_eviction_warning_only_when_keys_can_be_evicted() -> None:
+    from sdk.hygiene import eviction_warning
+
+    assert eviction_warning({b"maxmemory": b"0", b"maxmemory-policy": b"allkeys-lru"}) is None
+    assert eviction_warning({"maxmemory": "100mb", "maxmemory-policy": "noeviction"}) is None
+    warning = eviction_warning({b"maxmemory": b"1000", b"maxmemory-policy": b"volatile-lru"})
+    assert warning is not None and "volatile-lru" in warning

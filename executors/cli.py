@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import click
 
-from executors.loader import load_app
 from executors.pools import available, create_pool
-from executors.worker import Worker, WorkerOptions
 from sdk.cli.options import common_options, resolve_settings, setup_logging
 from sdk.errors import CeleriacError
 
@@ -95,6 +93,12 @@ def command(
     """Run an executor consuming QUEUES with a pool of slots."""
     setup_logging(log_level, logfile)
     try:
+        # The pool first: a pool may need to prepare the process before the user's tasks
+        # are imported (gevent patches the standard library).
+        pool_impl = create_pool(pool)
+        from executors.loader import load_app
+        from executors.worker import Worker, WorkerOptions
+
         app = load_app(app_spec)
         app.conf = resolve_settings(app.conf, redis_url=redis_url, prefix=prefix)
         if not app.conf.redis_url:
@@ -111,7 +115,7 @@ def command(
             max_deliveries=app.conf.max_deliveries,
             dead_after_s=app.conf.worker_dead_after,
         )
-        worker = Worker(app, create_pool(pool), options)
+        worker = Worker(app, pool_impl, options)
     except CeleriacError as exc:
         raise click.ClickException(exc.message) from exc
     raise SystemExit(worker.run())

@@ -12,12 +12,13 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 import psutil
 import redis
 
+from executors.pools.base import StopFlag
 from executors.runner import Outcome, Runner
 from sdk import protocol as p
 from sdk import states
@@ -28,10 +29,6 @@ from sdk.keys import GROUP
 log = logging.getLogger("celeriac.consumer")
 
 Entry = tuple[str, str, dict[bytes, bytes]]  # stream, entry id, fields
-
-
-class StopFlag(Protocol):
-    def is_set(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -325,4 +322,4 @@ class _Backoff:
         self.delay = min(self.delay * 2, self.MAX)
 
 
-__all__ = ["Consumer", "SlotConfig", "StopFlag", "ensure_groups"]
+__all__ = ["Consumer", "SlotConfig", "ensure_groups"]

@@ -21,10 +21,11 @@ import redis
 
 from executors import claims, heartbeat
 from executors.board import SlotBoard
-from executors.consumer import Consumer, SlotConfig, StopFlag, ensure_groups
+from executors.consumer import Consumer, SlotConfig, ensure_groups
 from executors.control import ControlListener
 from executors.middleware import Counting, HardTimeLimit, Middleware, RateLimit
 from executors.pools import Pool
+from executors.pools.base import StopFlag
 from executors.runner import Runner
 from sdk.app import App
 from sdk.broker import Broker, Limits

@@ -1,9 +1,37 @@
-"""Celeriac's SDK: what producers and task modules import."""
+"""Celeriac's SDK: what producers and task modules import.
 
-from sdk import states
-from sdk.app import App
-from sdk.errors import CeleriacError, Reject, Retry, TaskError
-from sdk.result import AsyncResult
-from sdk.task import Task
+Names are imported on first use (PEP 562), so ``import sdk.cli`` stays light: a worker
+can prepare its process (gevent patches the standard library) before Redis is imported.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sdk import states
+    from sdk.app import App
+    from sdk.errors import CeleriacError, Reject, Retry, TaskError
+    from sdk.result import AsyncResult
+    from sdk.task import Task
+
+_WHERE = {
+    "App": "sdk.app",
+    "AsyncResult": "sdk.result",
+    "CeleriacError": "sdk.errors",
+    "Reject": "sdk.errors",
+    "Retry": "sdk.errors",
+    "TaskError": "sdk.errors",
+    "Task": "sdk.task",
+}
 
 __all__ = ["App", "AsyncResult", "CeleriacError", "Reject", "Retry", "Task", "TaskError", "states"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "states":
+        return import_module("sdk.states")
+    if name in _WHERE:
+        return getattr(import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'sdk' has no attribute {name!r}")

@@ -19,7 +19,14 @@ def create_pool(name: str) -> Pool:
     """A new pool of the named kind."""
     for ep in entry_points(group="celeriac.pools"):
         if ep.name == name:
-            pool: Pool = ep.load()()
+            try:
+                cls = ep.load()
+            except ImportError as exc:
+                raise ConfigurationError(
+                    f"pool {name!r} needs a package that is not installed ({exc.name}); "
+                    f"try: pip install 'celeriac[{name}]'"
+                ) from exc
+            pool: Pool = cls()
             return pool
     raise ConfigurationError(f"unknown pool {name!r}; available: {', '.join(available())}")
 

@@ -10,7 +10,12 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import ClassVar, Protocol
 
-from executors.consumer import StopFlag
+
+class StopFlag(Protocol):
+    """Set when a slot should stop fetching (threading/multiprocessing/gevent events)."""
+
+    def is_set(self) -> bool: ...
+
 
 #: Runs execution slot ``index`` until ``stop`` is set (or the slot retires).
 SlotTarget = Callable[[int, StopFlag], None]

@@ -18,8 +18,7 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import ClassVar
 
-from executors.consumer import StopFlag
-from executors.pools.base import SlotTarget
+from executors.pools.base import SlotTarget, StopFlag
 
 log = logging.getLogger("celeriac.pool.prefork")
 _ctx = multiprocessing.get_context("fork")

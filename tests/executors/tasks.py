@@ -140,3 +140,15 @@ def progress(self: Any, path: str) -> str:
     while not os.path.exists(path) and time.monotonic() < deadline:
         time.sleep(0.01)
     return "finished"
+
+
+@app.task(name="t.journal", bind=True)
+def journal(self: Any, folder: str, seconds: float) -> str:
+    """Leaves ``<id>.start`` then, after ``seconds``, ``<id>.end`` (one line per execution)."""
+    run_id = self.request.id
+    with open(os.path.join(folder, f"{run_id}.start"), "a") as f:
+        f.write(f"{os.getpid()}\n")
+    time.sleep(seconds)
+    with open(os.path.join(folder, f"{run_id}.end"), "a") as f:
+        f.write(f"{os.getpid()}\n")
+    return run_id

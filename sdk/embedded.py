@@ -7,15 +7,26 @@ manager) to control persistence: AOF on, data in one folder, loopback only.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sdk.errors import ConfigurationError
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:  # pragma: no cover - runs in the child, before exec
+    """Linux: the child gets SIGTERM when its parent dies, so no orphan keeps running."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def find_server_binary() -> str:
@@ -97,6 +108,7 @@ class EmbeddedServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches us, and we stop it in order
+            preexec_fn=die_with_parent if sys.platform == "linux" else None,
         )
         self._wait_ready(timeout)
         return self

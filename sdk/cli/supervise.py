@@ -8,7 +8,6 @@ also receive SIGTERM if the supervisor itself dies, so no orphan keeps running.
 
 from __future__ import annotations
 
-import ctypes
 import signal
 import subprocess
 import sys
@@ -18,12 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child, before exec
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+from sdk.embedded import die_with_parent
 
 
 @dataclass
@@ -50,7 +44,7 @@ class Supervisor:
             child.process = subprocess.Popen(
                 child.argv,
                 start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                preexec_fn=die_with_parent if sys.platform == "linux" else None,
             )
 
     def exited(self) -> Child | None:

@@ -36,7 +36,7 @@ class SlotConfig:
     """What a slot needs besides its Redis client and runner."""
 
     name: str  # consumer name in the group: "<worker id>.<slot>"
-    streams: Sequence[str]  # highest priority first
+    queues: Sequence[Sequence[str]]  # each queue's streams, highest priority first
     prefetch: int = 4
     block_ms: int = 1000
     max_runs: int = 0  # leave after this many runs (prefork --max-tasks-per-child); 0 = never
@@ -44,6 +44,11 @@ class SlotConfig:
     reclaim_idle_ms: int = 15_000  # a pending entry idle this long has lost its worker
     reclaim_every_s: float = 5.0
     max_memory_mb: int = 0  # leave once the process is bigger (--max-memory-per-child); 0 = never
+    fair_every: int = 10  # every Nth fetch serves each non-empty priority once
+
+    @property
+    def streams(self) -> list[str]:
+        return [s for streams in self.queues for s in streams]
 
 
 def ensure_groups(client: redis.Redis, streams: Sequence[str]) -> None:
@@ -69,7 +74,10 @@ class Consumer:
         self.config = config
         self.on_done = on_done
         self.runs = 0
-        self._order = {s: i for i, s in enumerate(config.streams)}
+        # Rank of a stream: 0 for priority 9, whatever its queue; batches run in rank order.
+        self._order = {s: i for streams in config.queues for i, s in enumerate(streams)}
+        self._by_priority = sorted(config.streams, key=lambda s: self._order[s])  # stable
+        self._fetches = 0
         self._next_reclaim = time.monotonic() + config.reclaim_every_s
 
     # -- the loop ------------------------------------------------------------------------------
@@ -105,15 +113,26 @@ class Consumer:
         )
 
     def _fetch(self) -> list[Entry]:
-        streams = {s: ">" for s in self.config.streams}
-        reply = self.broker.redis.xreadgroup(
+        """New runs, highest priority first across every queue, in one script call;
+        blocks only when all are empty. docs/reliability.md states the policy."""
+        self._fetches += 1
+        fair = "1" if self._fetches % self.config.fair_every == 0 else "0"
+        reply = self.broker.scripts["fetch"](
+            self._by_priority, [GROUP, self.config.name, self.config.prefetch, fair]
+        )
+        if reply:
+            return [
+                (stream.decode(), entry_id.decode(), dict(zip(flat[::2], flat[1::2], strict=True)))
+                for stream, entry_id, flat in reply
+            ]
+        blocking = self.broker.redis.xreadgroup(
             GROUP,
             self.config.name,
-            streams,  # type: ignore[arg-type]
+            dict.fromkeys(self.config.streams, ">"),
             count=self.config.prefetch,
             block=self.config.block_ms,
         )
-        return self._entries(reply)
+        return self._entries(blocking)
 
     def _reclaim(self) -> list[Entry]:
         """Claim runs left pending by dead workers (live ones keep their claims fresh)."""

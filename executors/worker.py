@@ -97,7 +97,7 @@ class Worker:
         )
         config = SlotConfig(
             name=f"{self.id}.{index}",
-            streams=self.streams,
+            queues=[self.keys.streams(q) for q in self.options.queues],
             prefetch=self.options.prefetch,
             max_runs=self.options.max_tasks_per_child,
             max_memory_mb=self.options.max_memory_per_child_mb,

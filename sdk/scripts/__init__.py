@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib.resources import files
 
-NAMES = ("submit", "start", "finish", "retry", "promote", "revoke", "rate")
+NAMES = ("submit", "start", "finish", "retry", "promote", "revoke", "rate", "fetch")
 
 
 def source(name: str) -> str:

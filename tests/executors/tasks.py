@@ -152,3 +152,10 @@ def journal(self: Any, folder: str, seconds: float) -> str:
     with open(os.path.join(folder, f"{run_id}.end"), "a") as f:
         f.write(f"{os.getpid()}\n")
     return run_id
+
+
+@app.task(name="t.order")
+def order(path: str, label: str) -> str:
+    with open(path, "a") as f:
+        f.write(f"{label}\n")
+    return label

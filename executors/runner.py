@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 from executors.middleware import Middleware
+from executors.pools.base import run_in_new_loop
 from sdk import protocol as p
 from sdk import states
 from sdk.app import App
@@ -70,6 +70,7 @@ class Runner:
         middleware: Sequence[Middleware] = (),
         interrupter: Interrupter = no_interrupter,
         state_writer: StateWriter | None = None,
+        run_async: Callable[[Awaitable[Any]], Any] = run_in_new_loop,
     ) -> None:
         self.app = app
         self.codec = codec
@@ -77,6 +78,7 @@ class Runner:
         self.middleware = middleware
         self.interrupter = interrupter
         self.state_writer = state_writer
+        self.run_async = run_async
 
     def run(self, message: p.Message, body: bytes, attempts: int) -> Outcome:
         started = time.perf_counter()
@@ -147,7 +149,7 @@ class Runner:
             with self.interrupter(float(soft), SoftTimeLimitExceeded) if soft else nullcontext():
                 value = task(*args, **kwargs)
                 if inspect.isawaitable(value):
-                    value = asyncio.run(_await(value))
+                    value = self.run_async(value)
         except Retry as retry:
             return self._retry(task, message, args, kwargs, retry)
         except Terminated:
@@ -217,10 +219,6 @@ class Runner:
             except CeleriacError:
                 pass
         return Outcome(states.FAILURE, fields)
-
-
-async def _await(value: Any) -> Any:
-    return await value
 
 
 def _first(*values: int | None) -> int | None:

@@ -93,7 +93,13 @@ class Worker:
             HardTimeLimit(self.board, index),
         ]
         runner = Runner(
-            self.app, self.codec, self.id, middleware, self.pool.interrupter, broker.update_state
+            self.app,
+            self.codec,
+            self.id,
+            middleware,
+            self.pool.interrupter,
+            broker.update_state,
+            self.pool.run_async,
         )
         config = SlotConfig(
             name=f"{self.id}.{index}",

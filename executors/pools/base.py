@@ -6,9 +6,10 @@ methods. A third-party pool is one class registered in the ``celeriac.pools`` gr
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 
 class StopFlag(Protocol):
@@ -44,3 +45,15 @@ class Pool(Protocol):
 
     def interrupter(self, seconds: float, exc: type[BaseException]) -> AbstractContextManager[None]:
         """Inside a slot: raise ``exc`` in the running task if the block lasts ``seconds``."""
+
+    def run_async(self, awaitable: Awaitable[Any]) -> Any:
+        """Inside a slot: the result of an ``async def`` task's awaitable."""
+
+
+def run_in_new_loop(awaitable: Awaitable[Any]) -> Any:
+    """``run_async`` for pools without a loop of their own: a fresh loop per run."""
+
+    async def wait() -> Any:
+        return await awaitable
+
+    return asyncio.run(wait())

@@ -19,13 +19,14 @@ from typing import ClassVar  # noqa: E402
 import gevent  # noqa: E402
 import gevent.event  # noqa: E402
 
-from executors.pools.base import SlotTarget  # noqa: E402
+from executors.pools.base import SlotTarget, run_in_new_loop  # noqa: E402
 
 log = logging.getLogger("celeriac.pool.gevent")
 
 
 class GeventPool:
     name: ClassVar[str] = "gevent"
+    run_async = staticmethod(run_in_new_loop)
 
     def __init__(self) -> None:
         self._stop = gevent.event.Event()

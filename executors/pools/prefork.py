@@ -18,7 +18,7 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import ClassVar
 
-from executors.pools.base import SlotTarget, StopFlag
+from executors.pools.base import SlotTarget, StopFlag, run_in_new_loop
 
 log = logging.getLogger("celeriac.pool.prefork")
 _ctx = multiprocessing.get_context("fork")
@@ -38,6 +38,7 @@ def _child(target: SlotTarget, index: int, stop: StopFlag) -> None:
 
 class PreforkPool:
     name: ClassVar[str] = "prefork"
+    run_async = staticmethod(run_in_new_loop)
 
     def __init__(self) -> None:
         self._stop = _ctx.Event()

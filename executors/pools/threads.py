@@ -10,13 +10,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import ClassVar
 
-from executors.pools.base import SlotTarget
+from executors.pools.base import SlotTarget, run_in_new_loop
 
 log = logging.getLogger("celeriac.pool.threads")
 
 
 class ThreadPool:
     name: ClassVar[str] = "threads"
+    run_async = staticmethod(run_in_new_loop)
 
     def __init__(self) -> None:
         self._stop = threading.Event()

@@ -29,7 +29,7 @@ def wait_registered(client: redis.Redis, worker_id: str, timeout: float = 15.0) 
     raise TimeoutError(f"worker {worker_id} did not register within {timeout}s")
 
 
-@pytest.fixture(params=["prefork", "threads", "gevent"])
+@pytest.fixture(params=["prefork", "threads", "gevent", "asyncio"])
 def pool(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

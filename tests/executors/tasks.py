@@ -159,3 +159,29 @@ def order(path: str, label: str) -> str:
     with open(path, "a") as f:
         f.write(f"{label}\n")
     return label
+
+
+@app.task(name="t.async_add")
+async def async_add(x: int, y: int) -> int:
+    import asyncio
+
+    await asyncio.sleep(0)
+    return x + y
+
+
+@app.task(name="t.async_window")
+async def async_window(seconds: float) -> list[float | int]:
+    """When it ran, and on which event loop (to show runs share one loop and overlap)."""
+    import asyncio
+
+    started = time.time()
+    await asyncio.sleep(seconds)
+    return [started, time.time(), id(asyncio.get_running_loop())]
+
+
+@app.task(name="t.async_spin", soft_time_limit=0.5)
+async def async_spin(seconds: float) -> str:
+    import asyncio
+
+    await asyncio.sleep(seconds)
+    return "finished"

@@ -58,7 +58,7 @@ def test_revoking_a_finished_or_unknown_run_is_refused(
         app.AsyncResult("no-such-run").revoke()
 
 
-@pytest.mark.parametrize("pool_name", ["prefork", "threads", "gevent"])
+@pytest.mark.parametrize("pool_name", ["prefork", "threads", "gevent", "asyncio"])
 def test_terminate_stops_a_running_run(
     pool_name: str, start_worker: WorkerFactory, app: App, tmp_path: Path
 ) -> None:

@@ -1,0 +1,47 @@
+"""The asyncio pool: async tasks share one loop and overlap; limits cancel them."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from sdk import App, states
+from sdk.errors import SoftTimeLimitExceeded, TaskRevoked
+from tests.executors.conftest import WorkerFactory
+
+
+def test_async_tasks_run_on_one_shared_loop_concurrently(
+    start_worker: WorkerFactory, app: App
+) -> None:
+    start_worker("asyncio", "-c", "4")
+    assert app.send_task("t.async_add", [2, 3]).get(timeout=10) == 5
+    results = [app.send_task("t.async_window", [1.0]) for _ in range(4)]
+    windows = [r.get(timeout=15) for r in results]
+    assert len({loop for _, _, loop in windows}) == 1  # one loop for every run
+    latest_start = max(start for start, _, _ in windows)
+    earliest_end = min(end for _, end, _ in windows)
+    assert latest_start < earliest_end  # all four were in flight at once
+
+
+def test_async_soft_time_limit_and_terminate_cancel_the_coroutine(
+    start_worker: WorkerFactory, app: App
+) -> None:
+    start_worker("asyncio", "-c", "2")
+    with pytest.raises(SoftTimeLimitExceeded):
+        app.send_task("t.async_spin", [10.0]).get(timeout=10)
+    assert app.send_task("t.async_spin", [0.0]).get(timeout=10) == "finished"
+    running = app.send_task("t.async_window", [30.0])
+    deadline = time.monotonic() + 10
+    while running.state != states.STARTED and time.monotonic() < deadline:
+        time.sleep(0.01)
+    running.revoke(terminate=True)
+    with pytest.raises(TaskRevoked):
+        running.get(timeout=10)
+
+
+def test_async_tasks_also_run_under_the_other_pools(
+    pool: str, start_worker: WorkerFactory, app: App
+) -> None:
+    start_worker(pool)
+    assert app.send_task("t.async_add", [20, 22]).get(timeout=10) == 42

@@ -99,4 +99,3 @@ class AsyncioPool:
 
 async def _as_coroutine(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
-

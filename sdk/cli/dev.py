@@ -124,6 +124,8 @@ def command(
 
 def _check_port(host: str, port: int) -> None:
     with socket.socket() as s:
+        # As the server will: connections of a previous run in TIME_WAIT must not count.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError as exc:

@@ -121,10 +121,12 @@ class Consumer:
             self._by_priority, [GROUP, self.config.name, self.config.prefetch, fair]
         )
         if reply:
-            return [
+            entries = [
                 (stream.decode(), entry_id.decode(), dict(zip(flat[::2], flat[1::2], strict=True)))
                 for stream, entry_id, flat in reply
             ]
+            entries.sort(key=lambda e: self._order.get(e[0], 0))  # a fair round reads low first
+            return entries
         blocking = self.broker.redis.xreadgroup(
             GROUP,
             self.config.name,
@@ -205,7 +207,7 @@ class Consumer:
         else:
             outcome = self.runner.run(message, body, attempts)
             if outcome.state == states.RETRY:
-                self._retry(stream, entry_id, message, outcome)
+                self._retry(stream, entry_id, message, body, outcome)
             else:
                 self._finish(stream, entry_id, message, outcome, stop)
             self.runs += 1
@@ -242,7 +244,9 @@ class Consumer:
         }
         return Outcome(states.DEAD, {p.F_ERROR: self.runner.codec.encode(error, "json")[0]})
 
-    def _retry(self, stream: str, entry_id: str, message: p.Message, outcome: Outcome) -> None:
+    def _retry(
+        self, stream: str, entry_id: str, message: p.Message, body: bytes, outcome: Outcome
+    ) -> None:
         """Schedule the next attempt in the delayed set; the run keeps its id."""
         keys = self.broker.keys
         due = p.now_ms() + int((outcome.countdown or 0) * 1000)
@@ -260,6 +264,7 @@ class Consumer:
                 message.queue,
                 outcome.fields[p.F_ERROR],
                 p.now_ms(),
+                body,
             ],
         )
 

@@ -6,15 +6,17 @@
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
 for _, id in ipairs(due) do
   local run = ARGV[3] .. ':run:' .. id
-  local env, body, state = unpack(redis.call('HMGET', run, 'env', 'body', 'state'))
+  local env, body, state, task = unpack(redis.call('HMGET', run, 'env', 'body', 'state', 'task'))
+  -- A record that expired or lost its message cannot be queued: drop it from the set
+  -- rather than fail every later call for this queue.
   if env and state ~= 'REVOKED' then
-    local priority = cjson.decode(env)['priority'] or 5
+    local ok, decoded = pcall(cjson.decode, env)
+    local priority = (ok and decoded['priority']) or 5
     local stream = ARGV[3] .. ':{q:' .. ARGV[4] .. '}:p' .. priority
-    redis.call('XADD', stream, '*', 'env', env, 'body', body)
+    redis.call('XADD', stream, '*', 'env', env, 'body', body or '')
     redis.call('HSET', run, 'state', 'PENDING')
-    local task = redis.call('HGET', run, 'task')
     redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*',
-               'kind', 'run', 'id', id, 'state', 'PENDING', 'task', task, 'queue', ARGV[4])
+               'kind', 'run', 'id', id, 'state', 'PENDING', 'task', task or '', 'queue', ARGV[4])
   end
   redis.call('ZREM', KEYS[1], id)
 end

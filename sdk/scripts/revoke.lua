@@ -16,7 +16,9 @@ end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 local task, queue = unpack(redis.call('HMGET', KEYS[1], 'task', 'queue'))
-if state == 'STARTED' or state == 'PROGRESS' then
+-- Anything but queued, delayed or between attempts is running (STARTED, PROGRESS, or a
+-- custom state from update_state).
+if state ~= 'PENDING' and state ~= 'SCHEDULED' and state ~= 'RETRY' then
   if ARGV[6] == '1' then
     redis.call('PUBLISH', KEYS[4], cjson.encode({op = 'terminate', run = ARGV[1]}))
     return {'TERMINATING', state}
@@ -24,7 +26,7 @@ if state == 'STARTED' or state == 'PROGRESS' then
   return {'RUNNING', state}
 end
 -- Queued (PENDING), delayed (SCHEDULED) or between attempts (RETRY): it never starts.
--- A stream entry may remain; the worker that reads it sees REVOKED and only acks it.
+-- A stream entry may remain; start.lua answers DONE for it and the worker only acks it.
 redis.call('ZREM', ARGV[7] .. ':{q:' .. queue .. '}:delayed', ARGV[1])
 redis.call('HSET', KEYS[1], 'state', 'REVOKED', 'finished_at', ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[8])

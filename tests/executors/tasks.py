@@ -185,3 +185,13 @@ async def async_spin(seconds: float) -> str:
 
     await asyncio.sleep(seconds)
     return "finished"
+
+
+@app.task(name="t.custom_state", bind=True)
+def custom_state(self: Any, path: str) -> str:
+    """Reports a custom state, then waits for the test's signal."""
+    self.update_state(state="DOWNLOADING", meta={"bytes": 10})
+    deadline = time.monotonic() + 10
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return "downloaded"

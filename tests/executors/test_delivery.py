@@ -101,3 +101,36 @@ def test_runs_of_a_dead_worker_are_reclaimed_by_a_live_one(
     run = result.info()
     assert run is not None and run["worker"] == "survivor" and run["attempts"] == 2
     assert marks.read_text().split()[0] != marks.read_text().split()[1]  # another process
+
+
+def test_a_run_queued_without_a_record_can_still_retry(
+    start_worker: WorkerFactory, app: App, r: redis.Redis
+) -> None:
+    """A producer in another language may XADD only; its retries must still be queued."""
+    from sdk.calls import Call, SendOptions, build_submission
+    from sdk.protocol import encode_envelope
+    from sdk.serializers import Codec
+
+    sub = build_submission(
+        Call("t.flaky", [2], {}, SendOptions()),
+        Codec(),
+        default_queue="default",
+        content_type="application/json",
+    )
+    r.xadd(Keys().stream("default", 5), {"env": encode_envelope(sub.message), "body": sub.body})
+    start_worker("threads")
+    result = app.AsyncResult(sub.message.id)
+    assert result.get(timeout=10) == 1  # succeeded on its retry
+    assert app.send_task("t.add", [1, 1], countdown=0.2).get(timeout=10) == 2  # promote works
+
+
+def test_revoke_without_terminate_lets_a_running_run_finish(
+    start_worker: WorkerFactory, app: App, tmp_path: Path
+) -> None:
+    start_worker("threads")
+    release = tmp_path / "release"
+    result = app.send_task("t.custom_state", [str(release)])
+    _wait_for(lambda: result.state == "DOWNLOADING")
+    result.revoke()  # a custom state is running, not queued: it is not cut short
+    release.touch()
+    assert result.get(timeout=10) == "downloaded"

@@ -252,6 +252,33 @@ PATHS: dict[str, Schema] = {
             },
         }
     },
+    "/dead-letters": {
+        "get": {
+            "summary": "Runs that exhausted their deliveries (state DEAD), newest first",
+            "parameters": [
+                {"name": "queue", "in": "query", "schema": {"type": "string"}},
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 500},
+                },
+                {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+            ],
+            "responses": {
+                "200": {"description": "{items: [run], next: cursor|null}"},
+                **_errors(400, 503),
+            },
+        }
+    },
+    "/dead-letters/{id}/requeue": {
+        "post": {
+            "summary": "Put a dead run back on its queue for a fresh round of deliveries",
+            "parameters": [
+                {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {"202": {"description": "queued again"}, **_errors(404, 409, 503)},
+        }
+    },
     "/healthz": {
         "get": {
             "summary": "Liveness",

@@ -90,6 +90,7 @@ def plan_revoke(
 
 
 def _revoked(reply: Any) -> tuple[str, str]:
+    """A script's {outcome, state} reply as text."""
     outcome, state = reply
     return outcome.decode(), state.decode()
 
@@ -100,6 +101,18 @@ def check_revoke(run_id: str, outcome: str, state: str) -> None:
         raise RunNotFound(f"no run {run_id}")
     if outcome == "FINISHED":
         raise Conflict(f"run {run_id} already finished ({state})")
+
+
+def check_requeue(run_id: str, outcome: str, state: str) -> None:
+    """Raise for the requeue outcomes that are errors: unknown 404, not dead 409."""
+    if outcome == "MISSING":
+        raise RunNotFound(f"no run {run_id}")
+    if outcome == "NOT_DEAD":
+        raise Conflict(f"run {run_id} is {state}, not in the dead letters")
+
+
+def plan_requeue(keys: Keys, limits: Limits, run_id: str) -> tuple[list[str], list[Any]]:
+    return [keys.run(run_id), keys.events], [run_id, keys.prefix, limits.events]
 
 
 def is_terminal(fields: Fields | None) -> bool:
@@ -185,6 +198,11 @@ class Broker:
         k, a = plan_revoke(self.keys, self.limits, run_id, terminate)
         return _revoked(self.scripts["revoke"](k, a))
 
+    def requeue(self, run_id: str) -> tuple[str, str]:
+        """Put a dead-lettered run back on its queue (see requeue.lua)."""
+        k, a = plan_requeue(self.keys, self.limits, run_id)
+        return _revoked(self.scripts["requeue"](k, a))
+
 
 class AsyncBroker:
     """The same operations over a redis.asyncio client (gateway, async SDK)."""
@@ -235,3 +253,8 @@ class AsyncBroker:
     async def revoke(self, run_id: str, terminate: bool = False) -> tuple[str, str]:
         k, a = plan_revoke(self.keys, self.limits, run_id, terminate)
         return _revoked(await self.scripts["revoke"](k, a))
+
+    async def requeue(self, run_id: str) -> tuple[str, str]:
+        """Put a dead-lettered run back on its queue (see requeue.lua)."""
+        k, a = plan_requeue(self.keys, self.limits, run_id)
+        return _revoked(await self.scripts["requeue"](k, a))

@@ -5,8 +5,14 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from gateway.openapi import routes as openapi_routes
-from gateway.routes import health, runs, tasks
+from gateway.routes import dead_letters, health, runs, tasks
 
 
 def all_routes() -> list[BaseRoute]:
-    return [*tasks.routes, *runs.routes, *health.routes, *openapi_routes]
+    return [
+        *tasks.routes,
+        *runs.routes,
+        *dead_letters.routes,
+        *health.routes,
+        *openapi_routes,
+    ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib.resources import files
 
-NAMES = ("submit", "start", "finish", "retry", "promote", "revoke", "rate", "fetch")
+NAMES = ("submit", "start", "finish", "retry", "promote", "revoke", "rate", "fetch", "requeue")
 
 
 def source(name: str) -> str:

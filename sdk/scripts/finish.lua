@@ -31,8 +31,9 @@ redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('EXPIRE', KEYS[1], ARGV[7])
 if ARGV[4] == 'DEAD' then
   local env, body, err = unpack(redis.call('HMGET', KEYS[1], 'env', 'body', 'error'))
-  redis.call('XADD', KEYS[4], 'MAXLEN', '~', 100000, '*', 'id', ARGV[1], 'env', env or '',
-             'body', body or '', 'error', err or '', 'at', ARGV[5])
+  local letter = redis.call('XADD', KEYS[4], 'MAXLEN', '~', 100000, '*', 'id', ARGV[1],
+                            'env', env or '', 'body', body or '', 'error', err or '', 'at', ARGV[5])
+  redis.call('HSET', KEYS[1], 'dead_entry', letter)
   redis.call('PERSIST', KEYS[1])  -- kept until requeued or purged, like the letter itself
 end
 if ARGV[2] ~= '' then

@@ -6,6 +6,7 @@ import itertools
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import redis
 
 from sdk import App, states
 from sdk.keys import Keys
+from tests.conftest import Gateway
 from tests.executors.conftest import WorkerFactory
 
 
@@ -134,3 +136,30 @@ def test_revoke_without_terminate_lets_a_running_run_finish(
     result.revoke()  # a custom state is running, not queued: it is not cut short
     release.touch()
     assert result.get(timeout=10) == "downloaded"
+
+
+def test_dead_letters_are_listed_and_requeued_over_http(
+    start_worker: WorkerFactory,
+    app: App,
+    redis_url: str,
+    make_gateway: Callable[..., Gateway],
+    tmp_path: Path,
+) -> None:
+    start_worker("prefork", "-c", "1", env={"CELERIAC_MAX_DELIVERIES": "1"})
+    marks = tmp_path / "deliveries"
+    dead = app.send_task("t.crash", [str(marks)])
+    _wait_for(lambda: dead.state == states.DEAD, timeout=30)
+    http = make_gateway(redis_url=redis_url).client
+    listed = http.get("/dead-letters").json()
+    assert [run["id"] for run in listed["items"]] == [dead.id]
+    assert listed["items"][0]["error"]["type"] == "DeliveryLimitExceeded"
+    assert http.get("/dead-letters?limit=0").status_code == 400
+    alive = app.send_task("t.add", [1, 1])
+    alive.get(timeout=10)
+    assert http.post(f"/dead-letters/{alive.id}/requeue").status_code == 409
+    assert http.post("/dead-letters/nope/requeue").status_code == 404
+    marks.unlink()
+    assert http.post(f"/dead-letters/{dead.id}/requeue").status_code == 202
+    _wait_for(lambda: marks.exists() and dead.state == states.DEAD, timeout=30)  # ran again
+    assert marks.read_text().count("x") == 1
+    assert [run["id"] for run in http.get("/dead-letters").json()["items"]] == [dead.id]

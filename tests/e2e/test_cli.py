@@ -115,3 +115,22 @@ def test_help_lists_the_commands(cli: Any) -> None:
     assert done.returncode == 0, done.stderr
     for name in ("dev", "gateway", "worker", "submit", "result"):
         assert re.search(rf"^\s+{name}\s", done.stdout, re.MULTILINE), done.stdout
+
+
+def test_revoke_and_dlq_commands(cli: Any, dev: Any) -> None:
+    url = redis_url_of(dev)
+    queued = cli(
+        "submit", "examples.add", "--args", "[1,2]", "--countdown", "60", "--redis-url", url
+    )
+    run_id = queued.stdout.strip()
+    done = cli("revoke", run_id, "--redis-url", url)
+    assert done.returncode == 0, done.stderr
+    shown = cli("result", run_id, "--json", "--redis-url", url)
+    assert json.loads(shown.stdout)["state"] == "REVOKED"
+    assert_one_line_error(cli("revoke", run_id, "--redis-url", url), "already finished")
+    listed = cli("dlq", "list", "--gateway-url", dev.url)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.split() == ["ID", "TASK", "QUEUE", "ATTEMPTS", "ERROR"]
+    assert_one_line_error(
+        cli("dlq", "requeue", run_id, "--gateway-url", dev.url), "not in the dead"
+    )

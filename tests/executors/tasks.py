@@ -6,7 +6,7 @@ import os
 import time
 from typing import Any
 
-from sdk import App
+from sdk import App, Task
 
 app = App("tests")
 
@@ -195,3 +195,41 @@ def custom_state(self: Any, path: str) -> str:
     while not os.path.exists(path) and time.monotonic() < deadline:
         time.sleep(0.01)
     return "downloaded"
+
+
+class Journaled(Task):  # type: ignore[type-arg]
+    """A task base class whose hooks leave a line in the file named by the first argument."""
+
+    def _note(self, args: Any, line: str) -> None:
+        with open(args[0], "a") as f:
+            f.write(line + "\n")
+
+    def on_success(self, retval: Any, run_id: str, args: Any, kwargs: Any) -> None:
+        self._note(args, f"success {retval}")
+
+    def on_failure(
+        self, exc: BaseException, run_id: str, args: Any, kwargs: Any, einfo: str
+    ) -> None:
+        self._note(args, f"failure {type(exc).__name__}")
+
+    def on_retry(self, exc: BaseException, run_id: str, args: Any, kwargs: Any, einfo: str) -> None:
+        self._note(args, f"retry {exc}")
+
+
+@app.task(name="t.hooked", base=Journaled, bind=True, max_retries=1)
+def hooked(self: Any, path: str, mode: str) -> str:
+    if mode == "fail":
+        raise KeyError("nope")
+    if mode == "retry":
+        raise self.retry(exc=ConnectionError("again"), countdown=0.1)
+    return "ok"
+
+
+_hoard: list[bytes] = []
+
+
+@app.task(name="t.hog")
+def hog(megabytes: int) -> int:
+    """Grows the process (as a leaky task would) and reports its pid."""
+    _hoard.append(b"x" * (megabytes << 20))
+    return os.getpid()

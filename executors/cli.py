@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import click
 
 from executors.pools import available, create_pool
 from sdk.cli.options import common_options, resolve_settings, setup_logging
+from sdk.config import Settings
 from sdk.errors import CeleriacError
 
 
@@ -74,6 +78,12 @@ from sdk.errors import CeleriacError
     type=click.Path(dir_okay=False),
     help="Append logs to this file instead of stderr.",
 )
+@click.option(
+    "-B",
+    "--beat",
+    is_flag=True,
+    help="Also run a scheduler (`celeriac scheduler -A` as a child process).",
+)
 @common_options
 def command(
     app_spec: str,
@@ -86,6 +96,7 @@ def command(
     grace: float,
     name: str | None,
     logfile: str | None,
+    beat: bool,
     redis_url: str | None,
     prefix: str | None,
     log_level: str,
@@ -118,4 +129,19 @@ def command(
         worker = Worker(app, pool_impl, options)
     except CeleriacError as exc:
         raise click.ClickException(exc.message) from exc
-    raise SystemExit(worker.run())
+    scheduler = _start_scheduler(app_spec, app.conf, log_level) if beat else None
+    try:
+        code = worker.run()
+    finally:
+        if scheduler is not None:
+            scheduler.terminate()  # releases the lease at once, so a standby takes over
+            scheduler.wait(10)
+    raise SystemExit(code)
+
+
+def _start_scheduler(app_spec: str, conf: Settings, log_level: str) -> subprocess.Popen[bytes]:
+    """``-B``: the scheduler is the gateway's component, so it runs as its own command
+    rather than being imported into the executor (they never import each other)."""
+    cmd = [sys.executable, "-m", "sdk.cli", "scheduler", "-A", app_spec]
+    cmd += ["--redis-url", conf.redis_url or "", "--prefix", conf.prefix, "--log-level", log_level]
+    return subprocess.Popen(cmd)

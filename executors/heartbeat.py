@@ -12,6 +12,7 @@ import msgspec
 import redis
 
 from sdk.app import App
+from sdk.broker import Limits
 from sdk.keys import Keys
 from sdk.protocol import now_ms
 
@@ -68,7 +69,18 @@ def beat(client: redis.Redis, keys: Keys, info: WorkerInfo, counters: Counters) 
     pipe = client.pipeline(transaction=False)
     pipe.hset(keys.workers, info.id, msgspec.json.encode(state))
     pipe.set(keys.worker_alive(info.id), 1, px=int(DEAD_AFTER_S * 1000))
-    pipe.execute()
+    created, _ = pipe.execute()
+    if created:  # the first beat (or the first after an unregister): tell /events
+        worker_event(client, keys, info.id, "online", host=info.host, pid=info.pid, pool=info.pool)
+
+
+def worker_event(
+    client: redis.Redis, keys: Keys, worker_id: str, state: str, **extra: str | int
+) -> None:
+    """A ``kind=worker`` entry on the events stream (``event: worker`` on /events)."""
+    fields: dict[Any, Any] = {"kind": "worker", "id": worker_id, "state": state}
+    fields.update(at=now_ms(), **extra)
+    client.xadd(keys.events, fields, maxlen=Limits().events, approximate=True)
 
 
 def unregister(client: redis.Redis, keys: Keys, worker_id: str) -> None:
@@ -76,3 +88,4 @@ def unregister(client: redis.Redis, keys: Keys, worker_id: str) -> None:
     pipe.hdel(keys.workers, worker_id)
     pipe.delete(keys.worker_alive(worker_id))
     pipe.execute()
+    worker_event(client, keys, worker_id, "offline")

@@ -7,9 +7,12 @@ methods. A third-party pool is one class registered in the ``celeriac.pools`` gr
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+log = logging.getLogger("celeriac.pool")
 
 
 class StopFlag(Protocol):
@@ -48,6 +51,50 @@ class Pool(Protocol):
 
     def run_async(self, awaitable: Awaitable[Any]) -> Any:
         """Inside a slot: the result of an ``async def`` task's awaitable."""
+
+
+H = TypeVar("H")
+
+
+class Slots(Generic[H]):
+    """Slot bookkeeping shared by the pools: start slots running the target, and replace
+    the ones that ended (crashed, retired) unless the pool is stopping."""
+
+    def __init__(
+        self, spawn: Callable[[SlotTarget, int], H], ended: Callable[[H], bool], stop: StopFlag
+    ) -> None:
+        self.handles: dict[int, H] = {}
+        self._spawn = spawn
+        self._ended = ended
+        self._stop = stop
+        self._target: SlotTarget | None = None
+
+    def start(self, target: SlotTarget, concurrency: int) -> None:
+        self._target = target
+        for index in range(concurrency):
+            self.handles[index] = self._spawn(target, index)
+
+    def replace_ended(self) -> list[tuple[int, H]]:
+        """Respawn ended slots; returns the (index, old handle) of each one replaced."""
+        if self._stop.is_set() or self._target is None:
+            return []
+        replaced = [(i, h) for i, h in self.handles.items() if self._ended(h)]
+        for index, _ in replaced:
+            self.handles[index] = self._spawn(self._target, index)
+        return replaced
+
+    def alive(self) -> int:
+        return sum(not self._ended(h) for h in self.handles.values())
+
+
+def run_logged(target: SlotTarget, index: int, stop: StopFlag) -> bool:
+    """Run a slot; a crash is logged (the slot will be replaced). True if it ended cleanly."""
+    try:
+        target(index, stop)
+    except Exception:
+        log.exception("slot %d crashed; it will be replaced", index)
+        return False
+    return True
 
 
 def run_in_new_loop(awaitable: Awaitable[Any]) -> Any:

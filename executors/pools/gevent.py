@@ -11,7 +11,6 @@ from gevent import monkey
 
 monkey.patch_all()
 
-import logging  # noqa: E402 - after patching, by design
 from collections.abc import Iterator  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
 from typing import ClassVar  # noqa: E402
@@ -19,9 +18,7 @@ from typing import ClassVar  # noqa: E402
 import gevent  # noqa: E402
 import gevent.event  # noqa: E402
 
-from executors.pools.base import SlotTarget, run_in_new_loop  # noqa: E402
-
-log = logging.getLogger("celeriac.pool.gevent")
+from executors.pools.base import Slots, SlotTarget, run_in_new_loop, run_logged  # noqa: E402
 
 
 class GeventPool:
@@ -30,45 +27,31 @@ class GeventPool:
 
     def __init__(self) -> None:
         self._stop = gevent.event.Event()
-        self._slots: dict[int, gevent.Greenlet] = {}
-        self._target: SlotTarget | None = None
+        self._slots: Slots[gevent.Greenlet] = Slots(self._spawn, lambda g: g.dead, self._stop)
 
-    def _run(self, target: SlotTarget, index: int) -> None:
-        try:
-            target(index, self._stop)
-        except Exception:
-            log.exception("slot %d crashed; it will be replaced", index)
-
-    def _spawn(self, index: int) -> None:
-        assert self._target is not None
-        self._slots[index] = gevent.spawn(self._run, self._target, index)
+    def _spawn(self, target: SlotTarget, index: int) -> gevent.Greenlet:
+        return gevent.spawn(run_logged, target, index, self._stop)
 
     def start(self, target: SlotTarget, concurrency: int) -> None:
-        self._target = target
-        for index in range(concurrency):
-            self._spawn(index)
+        self._slots.start(target, concurrency)
 
     def supervise(self) -> None:
-        if self._stop.is_set():
-            return
-        for index, slot in list(self._slots.items()):
-            if slot.dead:
-                self._spawn(index)
+        self._slots.replace_ended()
 
     def stop(self, timeout: float) -> bool:
         self._stop.set()
-        gevent.joinall(list(self._slots.values()), timeout=timeout)
+        gevent.joinall(list(self._slots.handles.values()), timeout=timeout)
         return self.alive() == 0
 
     def kill(self) -> None:
         self._stop.set()
-        gevent.killall(list(self._slots.values()), block=True, timeout=5)
+        gevent.killall(list(self._slots.handles.values()), block=True, timeout=5)
 
     def alive(self) -> int:
-        return sum(not s.dead for s in self._slots.values())
+        return self._slots.alive()
 
     def terminate(self, index: int, exc: type[BaseException]) -> None:
-        slot = self._slots.get(index)
+        slot = self._slots.handles.get(index)
         if slot is not None and not slot.dead:
             slot.kill(exc, block=False)  # raised inside the greenlet, at its next switch
 

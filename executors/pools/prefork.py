@@ -18,7 +18,7 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import ClassVar
 
-from executors.pools.base import SlotTarget, StopFlag, run_in_new_loop
+from executors.pools.base import Slots, SlotTarget, StopFlag, run_in_new_loop, run_logged
 
 log = logging.getLogger("celeriac.pool.prefork")
 _ctx = multiprocessing.get_context("fork")
@@ -28,12 +28,7 @@ def _child(target: SlotTarget, index: int, stop: StopFlag) -> None:
     # Ctrl-C reaches the whole process group; only the parent decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    try:
-        target(index, stop)
-    except Exception:
-        log.exception("child %d crashed; it will be replaced", index)
-        os._exit(1)
-    os._exit(0)
+    os._exit(0 if run_logged(target, index, stop) else 1)
 
 
 class PreforkPool:
@@ -42,40 +37,35 @@ class PreforkPool:
 
     def __init__(self) -> None:
         self._stop = _ctx.Event()
-        self._children: dict[int, BaseProcess] = {}
-        self._target: SlotTarget | None = None
+        self._slots = Slots(self._spawn, lambda c: not c.is_alive(), self._stop)
 
-    def _spawn(self, index: int) -> None:
-        assert self._target is not None
+    @property
+    def _children(self) -> dict[int, BaseProcess]:
+        return self._slots.handles
+
+    def _spawn(self, target: SlotTarget, index: int) -> BaseProcess:
         child = _ctx.Process(
             target=_child,
-            args=(self._target, index, self._stop),
+            args=(target, index, self._stop),
             name=f"celeriac-child-{index}",
             daemon=False,
         )
         child.start()
-        self._children[index] = child
+        return child
 
     def start(self, target: SlotTarget, concurrency: int) -> None:
-        self._target = target
-        for index in range(concurrency):
-            self._spawn(index)
+        self._slots.start(target, concurrency)
 
     def supervise(self) -> None:
-        if self._stop.is_set():
-            return
-        for index, child in list(self._children.items()):
-            if child.is_alive():
-                continue
+        for index, child in self._slots.replace_ended():
             child.join()
             if child.exitcode != 0:
                 log.warning(
-                    "child %d (pid %s) exited with %s; replacing it",
+                    "child %d (pid %s) exited with %s; replaced it",
                     index,
                     child.pid,
                     child.exitcode,
                 )
-            self._spawn(index)
 
     def stop(self, timeout: float) -> bool:
         self._stop.set()
@@ -93,7 +83,7 @@ class PreforkPool:
             child.join(5)
 
     def alive(self) -> int:
-        return sum(c.is_alive() for c in self._children.values())
+        return self._slots.alive()
 
     def terminate(self, index: int, exc: type[BaseException]) -> None:
         # A child cannot be trusted to stop; it is killed and replaced. What the run

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import ctypes
-import logging
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import ClassVar
 
-from executors.pools.base import SlotTarget, run_in_new_loop
-
-log = logging.getLogger("celeriac.pool.threads")
+from executors.pools.base import Slots, SlotTarget, run_in_new_loop, run_logged
 
 
 class ThreadPool:
@@ -21,34 +18,24 @@ class ThreadPool:
 
     def __init__(self) -> None:
         self._stop = threading.Event()
-        self._threads: dict[int, threading.Thread] = {}
-        self._target: SlotTarget | None = None
+        self._slots = Slots(self._spawn, lambda t: not t.is_alive(), self._stop)
 
-    def _spawn(self, index: int) -> None:
-        assert self._target is not None
+    @property
+    def _threads(self) -> dict[int, threading.Thread]:
+        return self._slots.handles
+
+    def _spawn(self, target: SlotTarget, index: int) -> threading.Thread:
         thread = threading.Thread(
-            target=self._run, args=(self._target, index), name=f"slot-{index}", daemon=True
+            target=run_logged, args=(target, index, self._stop), name=f"slot-{index}", daemon=True
         )
-        self._threads[index] = thread
         thread.start()
-
-    def _run(self, target: SlotTarget, index: int) -> None:
-        try:
-            target(index, self._stop)
-        except Exception:
-            log.exception("slot %d crashed; it will be replaced", index)
+        return thread
 
     def start(self, target: SlotTarget, concurrency: int) -> None:
-        self._target = target
-        for index in range(concurrency):
-            self._spawn(index)
+        self._slots.start(target, concurrency)
 
     def supervise(self) -> None:
-        if self._stop.is_set():
-            return
-        for index, thread in list(self._threads.items()):
-            if not thread.is_alive():
-                self._spawn(index)
+        self._slots.replace_ended()
 
     def stop(self, timeout: float) -> bool:
         self._stop.set()
@@ -63,7 +50,7 @@ class ThreadPool:
         self._stop.set()
 
     def alive(self) -> int:
-        return sum(t.is_alive() for t in self._threads.values())
+        return self._slots.alive()
 
     def terminate(self, index: int, exc: type[BaseException]) -> None:
         # Best effort: the exception lands at the task's next Python bytecode, not

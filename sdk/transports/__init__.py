@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+import asyncio
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Generic, Protocol, TypeVar
 
 from sdk.calls import Call
 from sdk.runs import RunJSON
+
+T = TypeVar("T")
+
+
+class PerLoop(Generic[T]):
+    """One async client per event loop: a client is bound to the loop it was made in,
+    and a program may run several loops in turn (``asyncio.run`` twice)."""
+
+    def __init__(self, make: Callable[[], T]) -> None:
+        self._make = make
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, T] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def get(self) -> T:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._clients[loop] = self._make()
+        return client
 
 
 class Transport(Protocol):
@@ -31,4 +53,4 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
-__all__ = ["Transport"]
+__all__ = ["PerLoop", "Transport"]

@@ -15,6 +15,7 @@ from sdk.calls import Call, SubmitBody
 from sdk.config import Settings
 from sdk.errors import BrokerUnavailable, CeleriacError, from_code
 from sdk.runs import RunJSON
+from sdk.transports import PerLoop
 
 MAX_WAIT = 60  # the gateway caps ?wait= at this many seconds
 
@@ -83,13 +84,11 @@ class HttpTransport:
             "timeout": httpx.Timeout(10.0, read=MAX_WAIT + 10.0),
         }
         self._client = httpx.Client(**self._opts)
-        self._aclient: httpx.AsyncClient | None = None
+        self._aclient = PerLoop(lambda: httpx.AsyncClient(**self._opts))
 
     @property
     def _async(self) -> httpx.AsyncClient:
-        if self._aclient is None:
-            self._aclient = httpx.AsyncClient(**self._opts)
-        return self._aclient
+        return self._aclient.get()
 
     def send(self, calls: Sequence[Call]) -> list[str]:
         ids: list[str] = []

@@ -14,6 +14,7 @@ from sdk.errors import BrokerUnavailable
 from sdk.keys import Keys
 from sdk.runs import RunJSON, run_json
 from sdk.serializers import Codec, content_type_of
+from sdk.transports import PerLoop
 
 
 class RedisTransport:
@@ -26,14 +27,15 @@ class RedisTransport:
         self._limits = Limits(history=settings.history_size, result_ttl=settings.result_expires)
         self._content_type = content_type_of(settings.serializer)
         self._broker = Broker(redis.Redis.from_url(settings.redis_url), self._keys, self._limits)
-        self._abroker: AsyncBroker | None = None
+        self._abroker = PerLoop(
+            lambda: AsyncBroker(
+                aredis.Redis.from_url(settings.redis_url or ""), self._keys, self._limits
+            )
+        )
 
     @property
     def _async(self) -> AsyncBroker:
-        if self._abroker is None:
-            client = aredis.Redis.from_url(self._settings.redis_url or "")
-            self._abroker = AsyncBroker(client, self._keys, self._limits)
-        return self._abroker
+        return self._abroker.get()
 
     def _subs(self, calls: Sequence[Call]) -> list[Submission]:
         return [

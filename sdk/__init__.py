@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from sdk.app import App
     from sdk.errors import CeleriacError, Reject, Retry, TaskError
     from sdk.result import AsyncResult
+    from sdk.schedules import crontab
     from sdk.task import Task
 
 _WHERE = {
@@ -24,9 +25,20 @@ _WHERE = {
     "Retry": "sdk.errors",
     "TaskError": "sdk.errors",
     "Task": "sdk.task",
+    "crontab": "sdk.schedules",
 }
 
-__all__ = ["App", "AsyncResult", "CeleriacError", "Reject", "Retry", "Task", "TaskError", "states"]
+__all__ = [
+    "App",
+    "AsyncResult",
+    "CeleriacError",
+    "Reject",
+    "Retry",
+    "Task",
+    "TaskError",
+    "crontab",
+    "states",
+]
 
 
 def __getattr__(name: str) -> Any:

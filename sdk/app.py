@@ -13,6 +13,7 @@ from sdk.context import Request, current_request
 from sdk.errors import DuplicateTask
 from sdk.protocol import new_id
 from sdk.result import AsyncResult, EagerResult
+from sdk.schedules import PeriodicTask, Schedule, Signal, default_name, task_name
 from sdk.serializers import Codec
 from sdk.signing import Signer
 from sdk.task import Task
@@ -35,6 +36,8 @@ class App:
         self.conf = self._resolve()
         self._transport: Transport | None = None
         self._codec: Codec | None = None
+        self.periodic_tasks: list[PeriodicTask] = []  # static schedules (sdk/schedules.py)
+        self.on_after_configure = Signal()
 
     def __repr__(self) -> str:
         return f"<App {self.main}: {len(self.tasks)} tasks>"
@@ -103,6 +106,24 @@ class App:
             return task
 
         return register(fn) if fn is not None else register
+
+    def add_periodic_task(
+        self,
+        schedule: Schedule,
+        sig: Any,
+        args: Iterable[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        **options: Any,
+    ) -> str:
+        """Celery's ``add_periodic_task``: run ``sig`` (a task or task name) on ``schedule``
+        (seconds, a timedelta or a ``crontab``); the scheduler upserts it on start."""
+        task = task_name(sig)
+        entry_name = name or default_name(task, schedule, args)
+        entry = PeriodicTask(entry_name, task, schedule, tuple(args), dict(kwargs or {}), options)
+        self.periodic_tasks.append(entry)
+        return entry_name
 
     # -- submitting ----------------------------------------------------------------------------
     def send_task(

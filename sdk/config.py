@@ -24,6 +24,12 @@ ENV_VARS = {
     "timezone": "CELERIAC_TIMEZONE",
     "max_deliveries": "CELERIAC_MAX_DELIVERIES",
     "worker_dead_after": "CELERIAC_WORKER_DEAD_AFTER",
+    "webhook_secret": "CELERIAC_WEBHOOK_SECRET",
+    "webhook_allow": "CELERIAC_WEBHOOK_ALLOW",
+    "webhook_backoff": "CELERIAC_WEBHOOK_BACKOFF",
+    "webhook_max_attempts": "CELERIAC_WEBHOOK_MAX_ATTEMPTS",
+    "webhook_max_span": "CELERIAC_WEBHOOK_MAX_SPAN",
+    "webhook_timeout": "CELERIAC_WEBHOOK_TIMEOUT",
 }
 
 
@@ -44,6 +50,13 @@ class Settings:
     default_queue: str = "default"
     max_deliveries: int = 5  # deliveries of one attempt that never finish before DEAD
     worker_dead_after: float = 15.0  # seconds of silence before a worker's runs are reclaimed
+    webhook_secret: str | None = None  # whsec_<base64>, as Standard Webhooks defines
+    webhook_allow: str = ""  # networks/hosts callbacks may reach despite the SSRF guard
+    webhook_backoff: float = 5.0  # seconds before the first retry
+    webhook_max_attempts: int = 10
+    webhook_max_span: float = 3 * 86_400.0  # seconds from the first attempt to the last
+    webhook_timeout: float = 10.0  # seconds one attempt may take
+    events_ping: float = 15.0  # seconds between SSE keep-alive comments on /events
     task_always_eager: bool = False
     task_eager_propagates: bool = True
     extra: dict[str, Any] = field(default_factory=dict)  # unknown Celery-style settings

@@ -103,6 +103,33 @@ class Conflict(CeleriacError):
     code = "conflict"
 
 
+class IdempotencyConflict(Conflict):
+    """An idempotency key was used before with a different request."""
+
+    code = "idempotency_conflict"
+
+
+class InvalidCallback(InvalidArguments):
+    """A callback URL is malformed, unresolvable or points at a refused address."""
+
+    code = "invalid_callback_url"
+
+
+# -- schedules ------------------------------------------------------------------------------
+
+
+class ScheduleNotFound(NotFound):
+    """No schedule has that id."""
+
+    code = "schedule_not_found"
+
+
+class InvalidSchedule(CeleriacError):
+    """A schedule's definition is invalid (trigger, time zone, task or arguments)."""
+
+    code = "invalid_schedule"
+
+
 # -- results -----------------------------------------------------------------------------------
 
 

@@ -86,3 +86,43 @@ class Keys:
     def revoked(self) -> str:
         """Sorted set of revoked run ids, scored by when the entry may be forgotten (ms)."""
         return f"{self.prefix}:revoked"
+
+    # -- scheduler (one hash tag, so its script may touch them together) ---------------------
+    @property
+    def schedules(self) -> str:
+        """Hash: schedule id -> definition (JSON), written by the gateway, CLI and scheduler."""
+        return f"{self.prefix}:{{sched}}:schedules"
+
+    @property
+    def schedule_state(self) -> str:
+        """Hash: schedule id -> state (JSON: last fire time, last run id and time)."""
+        return f"{self.prefix}:{{sched}}:state"
+
+    @property
+    def schedules_version(self) -> str:
+        """Counter bumped on every change of a definition; the leader reloads when it moves."""
+        return f"{self.prefix}:{{sched}}:version"
+
+    @property
+    def scheduler_leader(self) -> str:
+        """The leader lease: the id of the scheduler process that fires schedules (PX)."""
+        return f"{self.prefix}:{{sched}}:leader"
+
+    # -- idempotency and webhooks (docs/webhooks.md, docs/results.md) ------------------------
+    def idempotency(self, key: str) -> str:
+        """String: the first answer to a submission made with this Idempotency-Key (JSON)."""
+        return f"{self.prefix}:idem:{key}"
+
+    def webhook(self, run_id: str) -> str:
+        """Hash: a run's webhook delivery while it is pending (url, payload, attempts)."""
+        return f"{self.prefix}:webhook:{run_id}"
+
+    @property
+    def webhooks_due(self) -> str:
+        """Sorted set of run ids whose webhook is pending, scored by the next attempt (ms)."""
+        return f"{self.prefix}:webhooks:due"
+
+    @property
+    def webhooks_group(self) -> str:
+        """Consumer group on the events stream through which gateways queue deliveries."""
+        return "webhooks"

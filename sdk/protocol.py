@@ -86,6 +86,7 @@ F_META = "meta"  # JSON, from update_state(meta=...)
 F_ENV = "env"  # the envelope, kept so a run can be retried or requeued
 F_BODY = "body"
 F_CALLBACK = "callback_url"
+F_WEBHOOK = "webhook"  # JSON {"url", "state", "attempts"}, kept by the webhook dispatch
 
 
 # -- ids and time --------------------------------------------------------------------------

@@ -54,6 +54,18 @@ def _result(fields: Fields, codec: Codec) -> tuple[Any, dict[str, Any] | None]:
         return None, _encoded(raw, ct, sig)
 
 
+def webhook_view(url: str | None, state: str = "pending", attempts: list[Any] | None = None) -> Any:
+    """The run's ``"webhook"`` object (SPEC §12), or None for a run without a callback."""
+    if url is None:
+        return None
+    return {"url": url, "state": state, "attempts": attempts or []}
+
+
+def _webhook(fields: Fields) -> Any:
+    raw = fields.get(p.F_WEBHOOK.encode())
+    return _json.decode(raw) if raw else webhook_view(_text(fields, p.F_CALLBACK))
+
+
 def run_json(run_id: str, fields: Fields, codec: Codec) -> RunJSON:
     """The public JSON view of a run record (SPEC §3, GET /runs/{id})."""
     result, result_encoded = _result(fields, codec)
@@ -79,7 +91,7 @@ def run_json(run_id: str, fields: Fields, codec: Codec) -> RunJSON:
         "runtime_ms": _int(fields, p.F_RUNTIME),
         "parent_id": _text(fields, p.F_PARENT),
         "root_id": _text(fields, p.F_ROOT),
-        "webhook": None,
+        "webhook": _webhook(fields),
     }
     if result_encoded is not None:
         view["result_encoded"] = result_encoded

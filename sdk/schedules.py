@@ -1,0 +1,143 @@
+"""Periodic tasks as producers declare them: Celery's ``crontab``, ``beat_schedule`` and
+``App.add_periodic_task``. Pure data: the scheduler (gateway/scheduler/) turns these into
+schedules; nothing here talks to Redis or knows APScheduler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sdk.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from sdk.app import App
+
+Field = int | str | Iterable[int | str]
+
+
+def _field(value: Field) -> str:
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return value.replace(" ", "") or "*"
+    return ",".join(str(v) for v in sorted(value, key=str))
+
+
+@dataclass(frozen=True)
+class crontab:  # Celery's lowercase name, so beat_schedule modules port unchanged
+    """Celery's ``crontab(minute=, hour=, day_of_week=, day_of_month=, month_of_year=)``.
+
+    Each field takes what cron takes (``"*/15"``, ``"1-5"``, ``"mon,fri"``), an int, or a
+    set of ints. Days of the week count as in cron: 0 (or 7) is Sunday, 1 Monday.
+    """
+
+    minute: Field = "*"
+    hour: Field = "*"
+    day_of_week: Field = "*"
+    day_of_month: Field = "*"
+    month_of_year: Field = "*"
+
+    @property
+    def expr(self) -> str:
+        """The 5-field cron expression: minute hour day-of-month month day-of-week."""
+        parts = (self.minute, self.hour, self.day_of_month, self.month_of_year, self.day_of_week)
+        return " ".join(_field(p) for p in parts)
+
+    def __str__(self) -> str:
+        return f"<crontab: {self.expr}>"
+
+
+Schedule = float | int | timedelta | crontab
+
+
+@dataclass(frozen=True)
+class PeriodicTask:
+    """One static schedule: a task name, when, and the run's arguments and options."""
+
+    name: str
+    task: str
+    schedule: Schedule
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def every(self) -> float | None:
+        """Seconds between runs for an interval schedule; None for a crontab."""
+        if isinstance(self.schedule, crontab):
+            return None
+        if isinstance(self.schedule, timedelta):
+            return self.schedule.total_seconds()
+        return float(self.schedule)
+
+
+class Signal:
+    """Celery's ``app.on_after_configure``: ``@app.on_after_configure.connect`` receivers
+    are called once with ``sender=app`` when the scheduler reads the static schedules."""
+
+    def __init__(self) -> None:
+        self.receivers: list[Callable[..., Any]] = []
+        self.sent = False
+
+    def connect(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        self.receivers.append(fn)
+        return fn
+
+    def send(self, sender: object) -> None:
+        if self.sent:
+            return
+        self.sent = True
+        for fn in self.receivers:
+            fn(sender=sender)
+
+
+def task_name(sig: object) -> str:
+    """The task a periodic entry names: a Task object or its name.
+
+    Signatures (``add.s(1, 2)``) do not exist yet; when canvas lands, accept them here.
+    """
+    name = getattr(sig, "name", sig)
+    if not isinstance(name, str) or not name:
+        raise ConfigurationError(f"a periodic task needs a task or a task name, not {sig!r}")
+    return name
+
+
+def default_name(task: str, schedule: Schedule, args: Iterable[Any]) -> str:
+    """Celery names an unnamed entry after its repr; ours is stable across processes."""
+    if isinstance(schedule, crontab):
+        when = "cron:" + schedule.expr.replace(" ", "_")
+    else:
+        seconds = schedule.total_seconds() if isinstance(schedule, timedelta) else schedule
+        when = f"every:{float(seconds):g}s"
+    return f"{task}({','.join(map(repr, args))})@{when}".replace(" ", "")
+
+
+def from_beat_schedule(beat: Mapping[str, Any]) -> list[PeriodicTask]:
+    """``app.conf.beat_schedule``: ``{name: {"task", "schedule", "args", "kwargs", "options"}}``."""
+    found = []
+    for name, entry in beat.items():
+        if not isinstance(entry, Mapping) or "task" not in entry or "schedule" not in entry:
+            raise ConfigurationError(f"beat_schedule[{name!r}] needs 'task' and 'schedule'")
+        found.append(
+            PeriodicTask(
+                name=str(name),
+                task=task_name(entry["task"]),
+                schedule=entry["schedule"],
+                args=tuple(entry.get("args") or ()),
+                kwargs=dict(entry.get("kwargs") or {}),
+                options=dict(entry.get("options") or {}),
+            )
+        )
+    return found
+
+
+def static_schedules(app: App) -> list[PeriodicTask]:
+    """Every static schedule of ``app``: its ``beat_schedule`` and ``add_periodic_task`` calls
+    (after ``on_after_configure`` receivers ran). A later entry of one name wins."""
+    app.on_after_configure.send(app)
+    beat = app.conf.extra.get("beat_schedule") or {}
+    entries = {e.name: e for e in [*from_beat_schedule(beat), *app.periodic_tasks]}
+    return list(entries.values())

@@ -2,6 +2,7 @@
 
 A waiter registers its future *before* reading the run record, so a run that finishes
 between the read and the wait still wakes it. Thousands of waiters cost one XREAD loop.
+The same tail feeds ``/events`` subscribers (SSE): each gets every entry in a bounded queue.
 """
 
 from __future__ import annotations
@@ -26,6 +27,30 @@ _TERMINAL = {s.encode() for s in states.TERMINAL}
 BLOCK_MS = 5_000  # below the client's socket timeout
 BATCH = 1_000
 BACKOFF_MIN, BACKOFF_MAX = 0.1, 2.0
+SUBSCRIBER_QUEUE = 10_000  # entries a slow SSE client may lag behind before it is cut off
+
+
+def stream_id(entry_id: bytes | str) -> tuple[int, int]:
+    """A stream entry id (``ms-seq``) as a comparable pair."""
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class Subscriber:
+    """One ``/events`` client: the entries the tail saw since it subscribed."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[Entry] = asyncio.Queue(SUBSCRIBER_QUEUE)
+        self.lagged = asyncio.Event()  # set once the queue overflowed: the client must resume
+
+    def offer(self, entry: Entry) -> None:
+        if self.lagged.is_set():
+            return
+        try:
+            self.queue.put_nowait(entry)
+        except asyncio.QueueFull:
+            self.lagged.set()
 
 
 class WaitHub:
@@ -35,6 +60,8 @@ class WaitHub:
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._task: asyncio.Task[None] | None = None
         self._delay = BACKOFF_MIN
+        self._subscribers: set[Subscriber] = set()
+        self._last: bytes | None = None  # the last entry seen, to resume after an outage
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -77,6 +104,20 @@ class WaitHub:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(woken, remaining)
 
+    @contextlib.contextmanager
+    def subscribe(self) -> Iterator[Subscriber]:
+        """Every entry the tail sees while the block runs (``/events``)."""
+        subscriber = Subscriber()
+        self._subscribers.add(subscriber)
+        try:
+            yield subscriber
+        finally:
+            self._subscribers.discard(subscriber)
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
+
     @property
     def waiting(self) -> int:
         return sum(len(w) for w in self._waiters.values())
@@ -97,16 +138,20 @@ class WaitHub:
 
     async def _follow(self) -> None:
         """Tail the stream from its current end; returns only by raising."""
-        last = await self._last_id()
+        end = await self._last_id()
+        last = self._last if self._last and stream_id(self._last) <= stream_id(end) else end
         self._delay = BACKOFF_MIN
         self._wake_all()  # anything may have finished while we were not listening
         while True:
             reply = await self._redis.xread({self._stream: last}, count=BATCH, block=BLOCK_MS)
             for _stream, entries in cast(list[tuple[bytes, list[Entry]]], reply or []):
                 for entry_id, fields in entries:
-                    last = entry_id
+                    last = self._last = entry_id
                     if fields.get(b"state") in _TERMINAL:
                         self._wake(fields.get(b"id", b"").decode())
+                for subscriber in self._subscribers:  # after the wake-ups: long-polls first
+                    for entry in entries:
+                        subscriber.offer(entry)
 
     async def _tail(self) -> None:
         """Follow the stream forever, backing off while Redis is unreachable."""

@@ -1,0 +1,8 @@
+"""Webhooks: signed, durable callbacks on terminal states (docs/webhooks.md)."""
+
+from __future__ import annotations
+
+from gateway.webhooks.dispatch import Dispatcher
+from gateway.webhooks.guard import AllowList, check
+
+__all__ = ["AllowList", "Dispatcher", "check"]

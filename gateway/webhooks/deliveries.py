@@ -1,0 +1,174 @@
+"""Webhook deliveries in Redis: queued from the events stream, claimed, recorded.
+
+- Every gateway reads the events stream through the consumer group ``webhooks``; for each
+  terminal run event whose run has a ``callback_url`` it queues a delivery (a hash holding
+  the URL and the frozen payload, and the run id in the due zset) with
+  ``webhook_enqueue.lua``, then acknowledges the event. A gateway that dies between
+  reading and acknowledging leaves the event pending; a live one claims it after
+  ``RECLAIM_IDLE_MS``. Queuing twice is harmless: the script acts once per run.
+- ``webhook_claim.lua`` hands each due delivery to one gateway by moving its due time a
+  lease ahead; ``webhook_record.lua`` stores the attempt only if no other gateway stored
+  that attempt number first, then reschedules, or ends, the delivery.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+
+import msgspec
+import redis.asyncio as aredis
+import redis.exceptions as redis_errors
+
+from sdk import protocol as p
+from sdk import scripts, states
+from sdk.keys import Keys
+from sdk.runs import run_json, webhook_view
+from sdk.serializers import Codec
+
+Entry = tuple[bytes, dict[bytes, bytes]]
+_TERMINAL = {s.encode() for s in states.TERMINAL}
+RECLAIM_IDLE_MS = 10_000  # an event read this long ago and not acknowledged is taken over
+_json = msgspec.json.Decoder()
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    run_id: str
+    url: str
+    payload: bytes
+    attempts: int  # attempts recorded so far
+    first_at: int  # ms
+    log: list[Any]
+
+    @property
+    def msg_id(self) -> str:
+        """``webhook-id``: one per run, the same on every retry."""
+        return f"msg_{self.run_id}"
+
+
+def _delivery(run_id: str, raw: dict[bytes, bytes]) -> Delivery | None:
+    try:
+        return Delivery(
+            run_id,
+            raw[b"url"].decode(),
+            raw[b"payload"],
+            int(raw[b"attempts"]),
+            int(raw[b"first_at"]),
+            list(_json.decode(raw[b"log"])),
+        )
+    except (KeyError, ValueError, msgspec.DecodeError):
+        return None
+
+
+class Deliveries:
+    def __init__(self, client: aredis.Redis, keys: Keys, codec: Codec, ttl_s: int) -> None:
+        self._redis = client
+        self._keys = keys
+        self._codec = codec
+        self._ttl_s = ttl_s
+        self._scripts = {
+            n: client.register_script(scripts.source(n))
+            for n in ("webhook_enqueue", "webhook_claim", "webhook_record")
+        }
+
+    # -- queuing, from the events stream ---------------------------------------------------
+    async def ensure_group(self) -> None:
+        try:
+            await self._redis.xgroup_create(
+                self._keys.events, self._keys.webhooks_group, id="0", mkstream=True
+            )
+        except redis_errors.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def read(self, consumer: str, count: int, block_ms: int) -> list[Entry]:
+        """New events for this consumer (the group is recreated if the stream vanished)."""
+        try:
+            reply = await self._redis.xreadgroup(
+                self._keys.webhooks_group,
+                consumer,
+                {self._keys.events: ">"},
+                count=count,
+                block=block_ms,
+            )
+        except redis_errors.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            await self.ensure_group()
+            return []
+        return [e for _s, entries in cast(list[Any], reply or []) for e in entries]
+
+    async def reclaim(self, consumer: str, count: int) -> list[Entry]:
+        """Events another (dead) gateway read but never acknowledged."""
+        reply = await self._redis.xautoclaim(
+            self._keys.events, self._keys.webhooks_group, consumer, RECLAIM_IDLE_MS, count=count
+        )
+        return [e for e in cast(list[Entry], reply[1]) if e[1]]
+
+    async def queue(self, entries: list[Entry]) -> int:
+        """Queue the deliveries these events call for, then acknowledge them all."""
+        runs = {
+            f[b"id"].decode()
+            for _eid, f in entries
+            if f.get(b"kind") == b"run" and f.get(b"state") in _TERMINAL and b"id" in f
+        }
+        queued = 0
+        for run_id in runs:
+            queued += await self._queue_one(run_id)
+        if entries:
+            await self._redis.xack(
+                self._keys.events, self._keys.webhooks_group, *[eid for eid, _f in entries]
+            )
+        return queued
+
+    async def _queue_one(self, run_id: str) -> int:
+        run_key = self._keys.run(run_id)
+        callback, done = cast(
+            list[bytes | None], await self._redis.hmget(run_key, [p.F_CALLBACK, p.F_WEBHOOK])
+        )
+        if not callback or done:
+            return 0
+        fields = cast(dict[bytes, bytes], await self._redis.hgetall(run_key))
+        url = callback.decode()
+        view = webhook_view(url)
+        payload = msgspec.json.encode({**run_json(run_id, fields, self._codec), "webhook": view})
+        keys = [run_key, self._keys.webhook(run_id), self._keys.webhooks_due]
+        args: list[Any] = [run_id, url, payload, p.now_ms(), self._ttl_s]
+        args.append(msgspec.json.encode(view))
+        return int(await self._scripts["webhook_enqueue"](keys, args))
+
+    # -- attempts ------------------------------------------------------------------------------
+    async def claim(self, limit: int, lease_ms: int) -> list[str]:
+        ids = await self._scripts["webhook_claim"](
+            [self._keys.webhooks_due], [p.now_ms(), lease_ms, limit]
+        )
+        return [i.decode() for i in cast(list[bytes], ids)]
+
+    async def next_due(self) -> int | None:
+        """When the earliest pending delivery is due (ms), or None when none is pending."""
+        first = await self._redis.zrange(self._keys.webhooks_due, 0, 0, withscores=True)
+        return int(first[0][1]) if first else None
+
+    async def load(self, run_id: str) -> Delivery | None:
+        raw = cast(dict[bytes, bytes], await self._redis.hgetall(self._keys.webhook(run_id)))
+        found = _delivery(run_id, raw) if raw else None
+        if found is None:  # expired or malformed: nothing left to deliver
+            await self._redis.zrem(self._keys.webhooks_due, run_id)
+        return found
+
+    async def record(
+        self, d: Delivery, attempt: dict[str, Any], state: str, next_ms: int | None
+    ) -> bool:
+        """Store attempt number ``d.attempts + 1``; ``next_ms`` None ends the delivery."""
+        log = [*d.log, attempt]
+        view = webhook_view(d.url, state, log)
+        keys = [self._keys.webhook(d.run_id), self._keys.run(d.run_id), self._keys.webhooks_due]
+        args: list[Any] = [
+            d.run_id,
+            d.attempts + 1,
+            msgspec.json.encode(log),
+            msgspec.json.encode(view),
+            "" if next_ms is None else next_ms,
+        ]
+        return bool(await self._scripts["webhook_record"](keys, args))

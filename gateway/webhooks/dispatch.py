@@ -1,0 +1,156 @@
+"""The webhook dispatcher of one gateway process: two loops started by the lifespan.
+
+``intake`` queues deliveries from the events stream (consumer group ``webhooks``);
+``deliver`` claims due deliveries and makes one attempt each, at most ``CONCURRENCY`` at a
+time. Both survive Redis outages (backing off) and any surprise (logged). Stopping cancels
+attempts in flight; their claims lapse after the lease and another gateway (or this one,
+restarted) makes them again, with the same ``webhook-id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+
+import redis.exceptions as redis_errors
+
+from gateway.webhooks import guard
+from gateway.webhooks.deliveries import Deliveries, Delivery
+from gateway.webhooks.schedule import Schedule
+from gateway.webhooks.sender import DELIVERED, DISABLED, Attempt, Sender
+from sdk.config import Settings
+from sdk.errors import InvalidCallback
+from sdk.protocol import now_ms, rfc3339
+
+log = logging.getLogger(__name__)
+
+CONCURRENCY = 64
+BLOCK_MS = 5_000
+BATCH = 100
+RECLAIM_EVERY = 5.0  # seconds between looks for events a dead gateway left unacknowledged
+IDLE_POLL = 1.0  # at most this long between looks at the due zset
+BACKOFF_MIN, BACKOFF_MAX = 0.1, 2.0
+
+
+async def forever(step: Callable[[], Awaitable[None]], name: str) -> None:
+    """Call ``step`` again and again; back off while Redis is unreachable."""
+    delay = BACKOFF_MIN
+    while True:
+        try:
+            await step()
+            delay = BACKOFF_MIN
+            continue
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+            if delay == BACKOFF_MIN:
+                log.warning("%s: Redis unreachable, retrying: %s", name, exc)
+        except Exception:  # the loop must outlive any surprise; log it and go on
+            log.exception("%s failed; going on", name)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, BACKOFF_MAX)
+
+
+class Dispatcher:
+    def __init__(self, deliveries: Deliveries, settings: Settings) -> None:
+        if not settings.webhook_secret:
+            raise ValueError("webhooks need a secret")
+        self._deliveries = deliveries
+        self._schedule = Schedule(
+            settings.webhook_backoff, settings.webhook_max_attempts, settings.webhook_max_span
+        )
+        self._allow = guard.AllowList.parse(settings.webhook_allow)
+        self._sender = Sender(settings.webhook_secret, settings.webhook_timeout)
+        self._lease_ms = int((2 * settings.webhook_timeout + guard.RESOLVE_TIMEOUT + 5) * 1000)
+        self._consumer = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+        self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(CONCURRENCY)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loops: list[asyncio.Task[None]] = []
+        self._reclaimed_at = 0.0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self._loops = [
+            asyncio.create_task(forever(self._intake, "webhook intake"), name="webhook-intake"),
+            asyncio.create_task(forever(self._deliver, "webhook delivery"), name="webhook-send"),
+        ]
+
+    async def stop(self) -> None:
+        for task in [*self._loops, *self._tasks]:
+            task.cancel()
+        for task in [*self._loops, *self._tasks]:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._loops.clear()
+        await self._sender.aclose()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    # -- intake ------------------------------------------------------------------------------
+    async def _intake(self) -> None:
+        await self._deliveries.ensure_group()
+        while True:
+            loop_time = asyncio.get_running_loop().time()
+            if loop_time - self._reclaimed_at >= RECLAIM_EVERY:
+                self._reclaimed_at = loop_time
+                await self._queue(await self._deliveries.reclaim(self._consumer, BATCH))
+            await self._queue(await self._deliveries.read(self._consumer, BATCH, BLOCK_MS))
+
+    async def _queue(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        if entries and await self._deliveries.queue(entries):
+            self._wake.set()
+
+    # -- delivery ------------------------------------------------------------------------------
+    async def _deliver(self) -> None:
+        while True:
+            free = CONCURRENCY - len(self._tasks)
+            claimed = await self._deliveries.claim(free, self._lease_ms) if free > 0 else []
+            for run_id in claimed:
+                task = asyncio.create_task(self._attempt(run_id))
+                self._tasks.add(task)
+                task.add_done_callback(self._done)
+            if len(claimed) < free:
+                await self._sleep()
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._wake.set()  # a free slot, and maybe an earlier due time
+
+    async def _sleep(self) -> None:
+        due = await self._deliveries.next_due()
+        wait = IDLE_POLL if due is None else min(max((due - now_ms()) / 1000, 0.0), IDLE_POLL)
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), wait)
+
+    async def _attempt(self, run_id: str) -> None:
+        try:
+            delivery = await self._deliveries.load(run_id)
+            if delivery is not None:
+                await self._record(delivery, await self._try(delivery))
+        except Exception:  # its claim lapses and the attempt is made again later
+            log.exception("webhook attempt for run %s failed", run_id)
+
+    async def _try(self, d: Delivery) -> Attempt:
+        try:
+            target = await guard.check(d.url, self._allow)  # DNS may have changed
+        except InvalidCallback as exc:
+            return Attempt(rfc3339(now_ms()) or "", None, 0, exc.message, "retry")
+        return await self._sender.post(target, d.msg_id, d.payload)
+
+    async def _record(self, d: Delivery, attempt: Attempt) -> None:
+        number = d.attempts + 1
+        if attempt.outcome in (DELIVERED, DISABLED):
+            state, next_ms = attempt.outcome, None
+        else:
+            next_ms = self._schedule.next_at(number, d.first_at, now_ms(), attempt.retry_after)
+            state = "pending" if next_ms is not None else "failed"
+        if not await self._deliveries.record(d, attempt.public(), state, next_ms):
+            log.warning("webhook attempt %d of run %s was recorded elsewhere", number, d.run_id)
+        elif state != "pending":
+            log.info("webhook of run %s %s after %d attempt(s)", d.run_id, state, number)

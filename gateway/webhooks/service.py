@@ -1,0 +1,55 @@
+"""The webhook dispatcher's lifetime inside the gateway's lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import redis.asyncio as aredis
+from standardwebhooks import Webhook
+
+from gateway.webhooks.deliveries import Deliveries
+from gateway.webhooks.dispatch import Dispatcher
+from sdk.config import Settings
+from sdk.errors import ConfigurationError
+from sdk.keys import Keys
+from sdk.serializers import Codec
+
+log = logging.getLogger(__name__)
+DAY = 86_400
+
+
+def check_secret(secret: str | None) -> None:
+    """Refuse to start with a secret Standard Webhooks cannot use (``whsec_<base64>``)."""
+    if not secret:
+        return
+    try:
+        Webhook(secret)
+    except Exception as exc:  # binascii.Error, or the library's own errors
+        raise ConfigurationError(
+            f"CELERIAC_WEBHOOK_SECRET is not a whsec_<base64> secret: {exc}"
+        ) from None
+
+
+def build(client: aredis.Redis, keys: Keys, codec: Codec, settings: Settings) -> Dispatcher:
+    ttl = int(settings.webhook_max_span) + DAY  # a delivery outlives its last attempt
+    return Dispatcher(Deliveries(client, keys, codec, ttl), settings)
+
+
+@asynccontextmanager
+async def running(
+    client: aredis.Redis, keys: Keys, codec: Codec, settings: Settings
+) -> AsyncIterator[Dispatcher | None]:
+    """Deliver webhooks while the block runs; without a secret this gateway sends none
+    (and refuses callback URLs), leaving queued deliveries to gateways that have one."""
+    if not settings.webhook_secret:
+        log.info("no CELERIAC_WEBHOOK_SECRET: this gateway sends no webhooks")
+        yield None
+        return
+    dispatcher = build(client, keys, codec, settings)
+    dispatcher.start()
+    try:
+        yield dispatcher
+    finally:
+        await dispatcher.stop()

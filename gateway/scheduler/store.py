@@ -1,0 +1,123 @@
+"""Schedules in Redis: definitions and state as JSON in two hashes, plus a version counter.
+
+Not APScheduler's RedisJobStore: that one pickles whole jobs (callables included), which
+the gateway and other languages cannot read, and it keeps one next-run time per job, not
+the per-fire bookkeeping that dedupes across a failover. See docs/scheduling.md.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+import redis.asyncio as aredis
+from redis.commands.core import AsyncScript
+
+from gateway.scheduler.model import RECENT, Schedule, State, decode_schedule, decode_state, encode
+from sdk.errors import Conflict, ScheduleNotFound
+from sdk.keys import Keys
+
+# KEYS: 1 schedules, 2 state. ARGV: 1 id, 2 run id, 3 queued at (ms), 4 fire time (ms) or "",
+# 5 how many recent run ids to keep.
+# Updates the state of a schedule that still exists; a scheduled fire never moves
+# last_fire backwards (a late, deduped fire of a deposed leader changes nothing).
+_FIRED = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+local raw = redis.call('HGET', KEYS[2], ARGV[1])
+local state = raw and cjson.decode(raw) or {}
+if ARGV[4] ~= '' then
+  local fire = tonumber(ARGV[4])
+  if type(state.last_fire) == 'number' and state.last_fire >= fire then return 0 end
+  state.last_fire = fire
+  local recent = state.recent or {}
+  table.insert(recent, 1, ARGV[2])
+  while #recent > tonumber(ARGV[5]) do table.remove(recent) end
+  state.recent = recent
+end
+state.last_run_at = tonumber(ARGV[3])
+state.last_run_id = ARGV[2]
+redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(state))
+return 1
+"""
+
+# KEYS: 1 schedules, 2 version. ARGV: 1 id, 2 definition, 3 app.
+# Writes a static definition unless the schedule was changed at runtime (source "api")
+# or belongs to another app; 1 if written, 0 if kept as it was.
+_UPSERT_STATIC = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if raw then
+  if raw == ARGV[2] then return 0 end
+  local old = cjson.decode(raw)
+  if old.source ~= 'static' or old.app ~= ARGV[3] then return 0 end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('INCR', KEYS[2])
+return 1
+"""
+
+
+class Store:
+    """Reads and writes of schedules; every definition change bumps the version."""
+
+    def __init__(self, client: aredis.Redis, keys: Keys) -> None:
+        self.redis = client
+        self.keys = keys
+        self._fired: AsyncScript = client.register_script(_FIRED)
+        self._upsert: AsyncScript = client.register_script(_UPSERT_STATIC)
+
+    async def version(self) -> int:
+        return int(cast(bytes | None, await self.redis.get(self.keys.schedules_version)) or 0)
+
+    async def all(self) -> dict[str, Schedule]:
+        raw = cast(dict[bytes, bytes], await self.redis.hgetall(self.keys.schedules))
+        return {k.decode(): decode_schedule(v) for k, v in raw.items()}
+
+    async def states(self) -> dict[str, State]:
+        raw = cast(dict[bytes, bytes], await self.redis.hgetall(self.keys.schedule_state))
+        return {k.decode(): decode_state(v) for k, v in raw.items()}
+
+    async def get(self, schedule_id: str) -> tuple[Schedule, State]:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hget(self.keys.schedules, schedule_id)
+        pipe.hget(self.keys.schedule_state, schedule_id)
+        raw, state = await pipe.execute()
+        if raw is None:
+            raise ScheduleNotFound(f"no schedule {schedule_id!r}", details={"id": schedule_id})
+        return decode_schedule(raw), decode_state(state)
+
+    async def create(self, s: Schedule) -> None:
+        """Add a new schedule; 409 if the id is taken."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hsetnx(self.keys.schedules, s.id, encode(s))
+        pipe.hdel(self.keys.schedule_state, s.id)
+        pipe.incr(self.keys.schedules_version)
+        created, _, _ = await pipe.execute()
+        if not created:
+            await self.redis.decr(self.keys.schedules_version)  # nothing changed after all
+            raise Conflict(f"a schedule {s.id!r} already exists", details={"id": s.id})
+
+    async def put(self, s: Schedule) -> None:
+        """Replace an existing schedule's definition (its state stays)."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(self.keys.schedules, s.id, encode(s))
+        pipe.incr(self.keys.schedules_version)
+        await pipe.execute()
+
+    async def delete(self, schedule_id: str) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hdel(self.keys.schedules, schedule_id)
+        pipe.hdel(self.keys.schedule_state, schedule_id)
+        pipe.incr(self.keys.schedules_version)
+        removed, _, _ = await pipe.execute()
+        if not removed:
+            raise ScheduleNotFound(f"no schedule {schedule_id!r}", details={"id": schedule_id})
+
+    async def upsert_static(self, s: Schedule) -> bool:
+        """Write a static schedule unless runtime edits own it (docs/scheduling.md)."""
+        keys = [self.keys.schedules, self.keys.schedules_version]
+        return bool(await self._upsert(keys, [s.id, encode(s), s.app or ""]))
+
+    async def fired(self, schedule_id: str, run: str, queued_at: int, fire: int | None) -> bool:
+        """Record a run of the schedule (``fire`` is None for a manual run)."""
+        keys = [self.keys.schedules, self.keys.schedule_state]
+        args: list[str | int] = [schedule_id, run, queued_at, "" if fire is None else fire, RECENT]
+        return bool(await self._fired(keys, args))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import redis.asyncio as aredis
@@ -15,41 +15,66 @@ from gateway.catalog import Catalog
 from gateway.errors import HANDLERS
 from gateway.middleware import middleware
 from gateway.routes import all_routes
+from gateway.scheduler import Admin, Static
+from gateway.scheduler.service import running
 from gateway.state import Deps
 from gateway.waiters import WaitHub
+from gateway.webhooks import service as webhooks
+from gateway.webhooks.guard import Policy
 from sdk.broker import AsyncBroker, Limits
 from sdk.config import Settings
 from sdk.errors import ConfigurationError
+from sdk.idempotency import IdempotentSubmitter
 from sdk.keys import Keys
 from sdk.serializers import Codec
 from sdk.signing import Signer
 
+POOL_SIZE = 200  # Redis connections per gateway process
+POOL_WAIT = 10.0
+
 
 def redis_client(url: str) -> aredis.Redis:
     """A lazily connecting client that fails fast while Redis is down (one quick retry
-    covers a pooled connection that went stale across a Redis restart)."""
-    return aredis.Redis.from_url(
-        url, socket_connect_timeout=2, socket_timeout=10, retry=Retry(NoBackoff(), 1)
+    covers a pooled connection that went stale across a Redis restart).
+
+    The pool blocks (up to ``POOL_WAIT`` s) for a free connection rather than failing: a
+    burst of thousands of long-polls woken at once must queue for connections, not 503.
+    """
+    pool = aredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=POOL_SIZE,
+        timeout=POOL_WAIT,
+        socket_connect_timeout=2,
+        socket_timeout=10,
+        retry=Retry(NoBackoff(), 1),
     )
+    return aredis.Redis.from_pool(pool)
 
 
 def build_deps(settings: Settings, client: aredis.Redis) -> Deps:
     keys = Keys(settings.prefix)
     limits = Limits(history=settings.history_size, result_ttl=settings.result_expires)
     signer = Signer(settings.signing_key) if settings.signing_key else None
+    broker, catalog = AsyncBroker(client, keys, limits), Catalog(client, keys)
     return Deps(
         settings=settings,
         redis=client,
-        broker=AsyncBroker(client, keys, limits),
+        broker=broker,
         codec=Codec(signer),
-        catalog=Catalog(client, keys),
+        catalog=catalog,
         hub=WaitHub(client, keys),
+        schedules=Admin.over(broker, catalog, settings),
+        callbacks=Policy(settings.webhook_secret, settings.webhook_allow),
+        idempotent=IdempotentSubmitter(client, keys, limits),
     )
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings, scheduler: Static | None = None) -> Starlette:
+    """The gateway; with ``scheduler`` (``--with-scheduler``) it also runs a scheduler,
+    which leads or stands by like any other (docs/scheduling.md)."""
     if not settings.redis_url:
         raise ConfigurationError("the gateway needs a Redis URL (CELERIAC_REDIS_URL)")
+    webhooks.check_secret(settings.webhook_secret)
     redis_url = settings.redis_url
 
     @asynccontextmanager
@@ -58,7 +83,13 @@ def create_app(settings: Settings) -> Starlette:
         d = build_deps(settings, redis_client(redis_url))
         d.hub.start()
         try:
-            yield {"deps": d}
+            async with AsyncExitStack() as stack:
+                if scheduler is not None:
+                    await stack.enter_async_context(running(d.redis, settings, scheduler))
+                await stack.enter_async_context(
+                    webhooks.running(d.redis, d.broker.keys, d.codec, settings)
+                )
+                yield {"deps": d}
         finally:
             await d.hub.stop()
             await d.redis.aclose()

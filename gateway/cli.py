@@ -12,8 +12,11 @@ import click
 import uvicorn
 
 from gateway.app import create_app
+from gateway.scheduler import Static
+from gateway.scheduler.cli import static_of
 from sdk.cli.options import common_options, resolve_settings, setup_logging
 from sdk.config import ENV_VARS, Settings
+from sdk.errors import CeleriacError
 
 GRACEFUL_SHUTDOWN = 5  # seconds in-flight requests (long-polls) get on SIGTERM
 
@@ -51,12 +54,27 @@ def settings_env(settings: Settings) -> dict[str, str]:
     is_flag=True,
     help="Allow a non-loopback --host although API keys are not enforced yet.",
 )
+@click.option(
+    "--with-scheduler",
+    is_flag=True,
+    help="Also run a scheduler in this process (one of any number leads).",
+)
+@click.option(
+    "-A",
+    "--app",
+    "app_spec",
+    default=None,
+    metavar="MODULE[:ATTR]",
+    help="With --with-scheduler: the App whose static schedules to upsert.",
+)
 @common_options
 def command(
     host: str,
     port: int,
     workers: int,
     insecure: bool,
+    with_scheduler: bool,
+    app_spec: str | None,
     redis_url: str | None,
     prefix: str | None,
     log_level: str,
@@ -81,9 +99,26 @@ def command(
         "log_level": log_level.lower(),
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN,
     }
+    scheduler = _scheduler(with_scheduler, app_spec, workers, settings)
     exit_quietly_on_signals()
     if workers > 1:  # each worker process imports the factory and reads the settings from env
         os.environ.update(settings_env(settings))
         uvicorn.run("gateway.app:create_app_from_env", factory=True, workers=workers, **options)
     else:
-        uvicorn.run(create_app(settings), **options)
+        uvicorn.run(create_app(settings, scheduler), **options)
+
+
+def _scheduler(
+    enabled: bool, app_spec: str | None, workers: int, settings: Settings
+) -> Static | None:
+    """``--with-scheduler``: the static schedules to upsert (none without ``-A``)."""
+    if not enabled:
+        return None
+    if workers > 1:
+        raise click.UsageError("--with-scheduler runs in one process: use --workers 1, or run "
+                               "`celeriac scheduler` beside the gateway")  # fmt: skip
+    try:
+        static, _ = static_of(app_spec, settings)
+    except CeleriacError as exc:
+        raise click.ClickException(exc.message) from None
+    return static or Static("", [])  # dynamic schedules only

@@ -18,6 +18,7 @@ from sdk.errors import (
     CeleriacError,
     Conflict,
     InvalidArguments,
+    InvalidSchedule,
     NotFound,
     PayloadTooLarge,
     ProtocolError,
@@ -36,6 +37,7 @@ STATUS: dict[type[CeleriacError], int] = {
     PayloadTooLarge: 413,
     UnsupportedContentType: 415,
     InvalidArguments: 422,
+    InvalidSchedule: 422,  # bad trigger, time zone, or a task the catalog lacks
     BrokerUnavailable: 503,
 }
 

@@ -10,6 +10,7 @@ from starlette.routing import Route
 
 from gateway.intake import MAX_BATCH, QUERY_OPTIONS
 from gateway.responses import JSONResponse
+from gateway.scheduler import openapi as schedules
 
 Schema = dict[str, Any]
 
@@ -143,7 +144,25 @@ SCHEMAS: dict[str, Schema] = {
             "parent_id": {"type": ["string", "null"]},
             "root_id": {"type": ["string", "null"]},
             "meta": {},
-            "webhook": {"type": ["object", "null"]},
+            "webhook": {
+                "type": ["object", "null"],
+                "properties": {
+                    "url": {"type": "string"},
+                    "state": {"enum": ["pending", "delivered", "failed", "disabled"]},
+                    "attempts": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "at": {"type": "string", "format": "date-time"},
+                                "status": {"type": ["integer", "null"]},
+                                "latency_ms": {"type": "integer"},
+                                "error": {"type": ["string", "null"]},
+                            },
+                        },
+                    },
+                },
+            },
         },
     },
     "Status": {"type": "object", "properties": {"status": {"type": "string"}}},
@@ -194,6 +213,7 @@ PATHS: dict[str, Schema] = {
             "requestBody": _SUBMIT_BODY,
             "responses": {
                 "202": _json(_ref("Accepted"), "queued durably; Location names the run"),
+                "200": _json(_ref("Accepted"), "a repeat of an idempotent submission"),
                 **_errors(400, 403, 404, 409, 413, 415, 422, 503),
             },
         },
@@ -252,6 +272,63 @@ PATHS: dict[str, Schema] = {
             },
         }
     },
+    "/runs": {
+        "get": {
+            "summary": "Recent runs, newest first, over the bounded history (docs/results.md)",
+            "parameters": [
+                {"name": "task", "in": "query", "schema": {"type": "string"}},
+                {
+                    "name": "state",
+                    "in": "query",
+                    "schema": {"type": "string"},
+                    "description": "one state or a comma-separated list",
+                },
+                {"name": "queue", "in": "query", "schema": {"type": "string"}},
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+                },
+                {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+            ],
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "items": {"type": "array", "items": _ref("Run")},
+                            "next": {"type": ["string", "null"]},
+                        },
+                    },
+                    "a page of runs; follow next until it is null",
+                ),
+                **_errors(400, 503),
+            },
+        }
+    },
+    "/events": {
+        "get": {
+            "summary": "Server-Sent Events of runs (event: run) and workers (event: worker)",
+            "parameters": [
+                {"name": "task", "in": "query", "schema": {"type": "string"}},
+                {"name": "run", "in": "query", "schema": {"type": "string"}},
+                {"name": "kind", "in": "query", "schema": {"enum": ["run", "worker"]}},
+                {
+                    "name": "Last-Event-ID",
+                    "in": "header",
+                    "schema": {"type": "string"},
+                    "description": "resume after this events-stream id",
+                },
+            ],
+            "responses": {
+                "200": {
+                    "description": "an endless text/event-stream; id: is the stream entry id",
+                    "content": {"text/event-stream": {}},
+                },
+                **_errors(400),
+            },
+        }
+    },
     "/dead-letters": {
         "get": {
             "summary": "Runs that exhausted their deliveries (state DEAD), newest first",
@@ -306,8 +383,8 @@ def document() -> Schema:
     return {
         "openapi": "3.1.0",
         "info": {"title": "Celeriac gateway", "version": "0.1.0"},
-        "paths": PATHS,
-        "components": {"schemas": SCHEMAS},
+        "paths": {**PATHS, **schedules.PATHS},
+        "components": {"schemas": {**SCHEMAS, **schedules.SCHEMAS}},
     }
 
 

@@ -8,9 +8,12 @@ import redis.asyncio as aredis
 from starlette.requests import Request
 
 from gateway.catalog import Catalog
+from gateway.scheduler.admin import Admin
 from gateway.waiters import WaitHub
+from gateway.webhooks.guard import Policy
 from sdk.broker import AsyncBroker
 from sdk.config import Settings
+from sdk.idempotency import IdempotentSubmitter
 from sdk.serializers import Codec
 
 
@@ -22,6 +25,9 @@ class Deps:
     codec: Codec
     catalog: Catalog
     hub: WaitHub
+    schedules: Admin
+    callbacks: Policy  # the SSRF guard and the secret check of callback URLs
+    idempotent: IdempotentSubmitter
 
 
 def deps(request: Request) -> Deps:

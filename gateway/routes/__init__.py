@@ -5,13 +5,16 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from gateway.openapi import routes as openapi_routes
-from gateway.routes import dead_letters, health, runs, tasks
+from gateway.routes import dead_letters, events, health, history, runs, schedules, tasks
 
 
 def all_routes() -> list[BaseRoute]:
     return [
         *tasks.routes,
         *runs.routes,
+        *history.routes,
+        *events.routes,
+        *schedules.routes,
         *dead_letters.routes,
         *health.routes,
         *openapi_routes,

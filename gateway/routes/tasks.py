@@ -20,6 +20,7 @@ from sdk import states
 from sdk.broker import Submission
 from sdk.calls import Call, SendOptions, SubmitBody, build_message, build_submission
 from sdk.errors import CeleriacError, Conflict
+from sdk.idempotency import check_key, request_digest
 from sdk.protocol import now_ms
 from sdk.serializers import PICKLE
 
@@ -95,11 +96,43 @@ def _state(sub: Submission) -> str:
     return states.SCHEDULED if eta is not None and eta > now_ms() else states.PENDING
 
 
+async def _check_callbacks(d: Deps, subs: list[Submission]) -> None:
+    """422 for a callback URL the SSRF guard refuses (or when webhooks are off)."""
+    for url in sorted({s.message.callback_url for s in subs if s.message.callback_url}):
+        await d.callbacks.check(url)
+
+
+def _idempotency_key(request: Request, item: SubmitBody | None) -> str | None:
+    key = (item.idempotency_key if item is not None else None) or request.headers.get(
+        "idempotency-key"
+    )
+    return check_key(key) if key is not None else None
+
+
+async def _submit_one(
+    d: Deps, request: Request, sub: Submission, answer: dict[str, Any], key: str | None
+) -> tuple[dict[str, Any], int]:
+    """Queue the run; a repeat under the same idempotency key gets the first answer (200)."""
+    if key is None:
+        await _queue(d, [sub])
+        return answer, 202
+    digest = request_digest(
+        sub.message.task,
+        request.headers.get("content-type"),
+        await request.body(),
+        request.headers.get("x-callback-url"),
+        str(request.query_params),
+    )
+    first = await d.idempotent.submit(sub, key, digest, answer)
+    return (answer, 202) if first is None else (first, 200)
+
+
 # -- endpoints -------------------------------------------------------------------------------
 async def submit(request: Request) -> Response:
     d = deps(request)
     ct = intake.content_type(request.headers, (*intake.BODY_TYPES, PICKLE))
     body = await request.body()
+    item: SubmitBody | None = None
     if ct == PICKLE:
         d.codec.verify(body, PICKLE, request.headers.get(SIGNATURE_HEADER))
         entry = await d.catalog.get(request.path_params["name"])
@@ -108,14 +141,17 @@ async def submit(request: Request) -> Response:
         item = intake.decode_submit(body, ct)
         entry = await d.catalog.get(request.path_params["name"])
         sub = _submission(entry, item, request, ct)
-    await _queue(d, [sub])
-    run_id = sub.message.id
-    location = f"/runs/{run_id}"
-    return JSONResponse(
-        {"id": run_id, "task": entry.name, "state": _state(sub), "links": {"self": location}},
-        202,
-        {"Location": location},
-    )
+    key = _idempotency_key(request, item)
+    await _check_callbacks(d, [sub])
+    location = f"/runs/{sub.message.id}"
+    answer: dict[str, Any] = {
+        "id": sub.message.id,
+        "task": entry.name,
+        "state": _state(sub),
+        "links": {"self": location},
+    }
+    answer, status = await _submit_one(d, request, sub, answer, key)
+    return JSONResponse(answer, status, {"Location": f"/runs/{answer['id']}"})
 
 
 async def submit_batch(request: Request) -> Response:
@@ -126,6 +162,7 @@ async def submit_batch(request: Request) -> Response:
     subs = [
         _at(i, partial(_submission, entry, item, request, ct, True)) for i, item in enumerate(items)
     ]
+    await _check_callbacks(d, subs)
     await _queue(d, subs)
     return JSONResponse({"ids": [s.message.id for s in subs]}, 202)
 

@@ -55,9 +55,8 @@ class Plan:
         worker += ["--grace", str(GRACE - 2)]  # hand back what is left before we SIGKILL
         if self.queues:
             worker += ["-Q", self.queues]
-        # The scheduler (`celeriac scheduler -A <app>`) joins here as a third child once
-        # that command exists; until then dev runs no scheduler.
-        return [Child("gateway", gateway), Child("worker", worker)]
+        scheduler = [*cli, "scheduler", "-A", self.app, *common]
+        return [Child("gateway", gateway), Child("worker", worker), Child("scheduler", scheduler)]
 
 
 @click.command("dev")
@@ -110,7 +109,7 @@ def command(
     prefix: str | None,
     log_level: str,
 ) -> None:
-    """Run an embedded Valkey, the gateway and a worker, for development."""
+    """Run an embedded Valkey, the gateway, a worker and the scheduler, for development."""
     setup_logging(log_level)
     quiet_http_logs(log_level)
     settings = resolve_settings(redis_url=redis_url, prefix=prefix)
@@ -232,6 +231,7 @@ def banner(plan: Plan, redis_url: str, embedded: bool, data_dir: Path) -> str:
         f"  data dir  {data_dir}" + ("" if embedded else "   (unused: external Redis)"),
         f"  worker    -A {plan.app} --pool {plan.pool} -c {plan.concurrency}"
         + (f" -Q {plan.queues}" if plan.queues else ""),
+        f"  scheduler -A {plan.app}   (schedules: {url}/schedules, celeriac schedules list)",
         "",
         "Try:",
         f"  curl -X POST {url}/tasks/{task} -H 'content-type: application/json'"

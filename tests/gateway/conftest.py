@@ -19,13 +19,20 @@ from sdk.protocol import decode_envelope, now_ms
 from tests.conftest import Gateway
 
 SIGNING_KEY = "test-signing-key"
+WEBHOOK_SECRET = "whsec_Y2VsZXJpYWMtd2ViaG9vay10ZXN0LXNlY3JldC0zMmI="
+LOCAL_HOOKS = "127.0.0.0/8"  # the SSRF guard lets tests call back receivers on 127.0.0.1
 KEYS = Keys()
 
 
 @pytest.fixture
 def gw(redis_url: str, make_gateway: Callable[..., Gateway]) -> Gateway:
     """A gateway with a signing key, on the flushed test Valkey."""
-    return make_gateway(redis_url=redis_url, signing_key=SIGNING_KEY)
+    return make_gateway(
+        redis_url=redis_url,
+        signing_key=SIGNING_KEY,
+        webhook_secret=WEBHOOK_SECRET,
+        webhook_allow=LOCAL_HOOKS,
+    )
 
 
 @pytest.fixture

@@ -46,14 +46,14 @@ def test_options_queue_from_catalog_and_headers(r: redis.Redis, client: httpx.Cl
     resp = client.post(
         "/tasks/add",
         json={"args": [1, 2], "priority": 7},
-        headers={"Idempotency-Key": "key-1", "X-Callback-Url": "http://x/cb"},
+        headers={"Idempotency-Key": "key-1", "X-Callback-Url": "http://127.0.0.1:9/cb"},
     )
     assert resp.status_code == 202
     run_id = resp.json()["id"]
-    assert run_id != "key-1"  # idempotency keys are carried, not used as run ids (yet)
+    assert run_id != "key-1"  # idempotency keys name the request, not the run
     message = decode_envelope(_record(r, run_id)[b"env"])
     assert (message.queue, message.priority) == ("io", 7)
-    assert message.callback_url == "http://x/cb"
+    assert message.callback_url == "http://127.0.0.1:9/cb"
     assert message.max_retries == 3  # the task's own default, as Task.apply_async applies it
     assert r.xlen(KEYS.stream("io", 7)) == 1
     resp = client.post("/tasks/add", json={"args": [1, 2], "queue": "other"})
@@ -165,10 +165,10 @@ def test_batch_queues_every_item_with_its_options(r: redis.Redis, client: httpx.
     resp = client.post(
         "/tasks/add/batch",
         json={"items": [{"args": [1, 2]}]},
-        headers={"Idempotency-Key": "k", "X-Callback-Url": "http://x/cb"},
+        headers={"Idempotency-Key": "k", "X-Callback-Url": "http://127.0.0.1:9/cb"},
     )
     message = decode_envelope(_record(r, resp.json()["ids"][0])[b"env"])
-    assert message.callback_url == "http://x/cb"
+    assert message.callback_url == "http://127.0.0.1:9/cb"
 
 
 def test_batch_with_one_bad_item_queues_nothing(r: redis.Redis, client: httpx.Client) -> None:

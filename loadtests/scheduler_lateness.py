@@ -1,0 +1,100 @@
+"""Fire lateness of the scheduler: enqueue time minus due time, with N active schedules.
+
+Starts an embedded Valkey (or uses --redis-url), writes N interval schedules straight into
+the store (staggered over the interval so fires spread out), runs one ``celeriac
+scheduler`` process for --seconds, then reads every run it queued: lateness = the run's
+``created_at`` (set when the scheduler built it, just before submit) minus its fire time
+(carried in the run id). No worker runs: only the scheduler's side is measured.
+
+    .venv/bin/python loadtests/scheduler_lateness.py --schedules 1000 --every 10 --seconds 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+import redis.asyncio as aredis
+
+from gateway.scheduler.model import Interval, Schedule, fire_ms_of
+from gateway.scheduler.store import Store
+from sdk.embedded import EmbeddedServer
+from sdk.keys import Keys
+from sdk.protocol import now_ms
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+async def create(url: str, count: int, every: float) -> None:
+    client = aredis.Redis.from_url(url)
+    store = Store(client, Keys())
+    now = now_ms()
+    for i in range(count):
+        anchor = now + int(i * every * 1000 / count)  # spread the fires over one interval
+        trigger = Interval(seconds=every)
+        s = Schedule(id=f"load-{i}", task="load.noop", trigger=trigger, anchor=anchor,
+                     created_at=now, updated_at=now)  # fmt: skip
+        await store.create(s)
+    await client.aclose()
+
+
+def measure(url: str) -> list[int]:
+    client = redis.Redis.from_url(url)
+    keys = Keys()
+    late = []
+    for key in client.scan_iter(match=keys.run("*"), count=1000):  # GET /runs keeps 10,000
+        run = key.decode().rsplit(":", 1)[1]
+        created = client.hget(key, "created_at")
+        if created is not None:
+            late.append(int(created) - fire_ms_of(run))
+    client.close()
+    return late
+
+
+def pct(values: list[int], q: float) -> int:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--schedules", type=int, default=1000)
+    parser.add_argument("--every", type=float, default=10.0, help="interval of each (s)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="how long to measure")
+    parser.add_argument("--redis-url", default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        server = None if args.redis_url else EmbeddedServer(Path(tmp), persistent=False).start()
+        url = args.redis_url or server.url  # type: ignore[union-attr]
+        redis.Redis.from_url(url).flushall()
+        cmd = [sys.executable, "-m", "sdk.cli", "scheduler", "--redis-url", url]
+        proc = subprocess.Popen([*cmd, "--log-level", "warning"], cwd=ROOT)
+        try:
+            time.sleep(2)  # the scheduler takes the lease
+            asyncio.run(create(url, args.schedules, args.every))
+            time.sleep(args.seconds)
+        finally:
+            proc.terminate()
+            proc.wait(20)
+        late = measure(url)
+        if server is not None:
+            server.stop()
+    if not late:
+        sys.exit("no runs were queued")
+    print(f"schedules={args.schedules} every={args.every:g}s measured={args.seconds:g}s")
+    print(f"runs={len(late)} ({len(late) / args.seconds:.1f}/s)")
+    print(
+        f"lateness ms: p50={pct(late, 0.5)} p90={pct(late, 0.9)} p99={pct(late, 0.99)} "
+        f"max={max(late)} mean={statistics.fmean(late):.1f} min={min(late)}"
+    )
+
+
+if __name__ == "__main__":
+    main()

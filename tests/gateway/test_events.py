@@ -1,0 +1,137 @@
+"""GET /events: Server-Sent Events read through a real gateway socket."""
+
+from __future__ import annotations
+
+import gc
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import redis
+
+from executors import heartbeat
+from gateway.waiters import WaitHub
+from tests.conftest import Gateway
+from tests.gateway.conftest import KEYS, finish, register
+
+Event = dict[str, Any]
+
+
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+def read_events(
+    gw: Gateway,
+    count: int,
+    params: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+    then: Callable[[], None] | None = None,
+    timeout: float = 10.0,
+) -> list[Event]:
+    """The first ``count`` events of one /events connection (``then`` runs once it is open)."""
+    events: list[Event] = []
+    current: Event = {}
+    with (
+        httpx.Client(base_url=gw.url, timeout=timeout) as client,
+        client.stream("GET", "/events", params=params, headers=headers) as resp,
+    ):
+        assert resp.status_code == 200
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        if then is not None:
+            threading.Timer(0.3, then).start()
+        for line in resp.iter_lines():
+            if line == "" and current:
+                events.append(current)
+                current = {}
+                if len(events) == count:
+                    return events
+            elif ":" in line and not line.startswith(":"):
+                name, _, value = line.partition(":")
+                current[name] = json.loads(value.strip()) if name == "data" else value.strip()
+    raise AssertionError(f"stream ended after {len(events)} events")
+
+
+def test_run_lifecycle_is_streamed_live(r: redis.Redis, gw: Gateway) -> None:
+    register(r, add)
+    made: list[str] = []
+
+    def lifecycle() -> None:
+        made.append(gw.client.post("/tasks/add", json={"args": [1, 2]}).json()["id"])
+        finish(r, made[0])
+
+    events = read_events(gw, 2, params={"task": "add"}, then=lifecycle)
+    assert [e["event"] for e in events] == ["run", "run"]
+    assert [e["data"]["state"] for e in events] == ["PENDING", "SUCCESS"]
+    entry_ids = [eid.decode() for eid, _f in r.xrange(KEYS.events)]
+    assert [e["id"] for e in events] == entry_ids
+    done = events[1]["data"]
+    assert done["id"] == made[0] and done["task"] == "add" and done["queue"] == "default"
+    assert "result" not in done and done["finished_at"].endswith("Z")
+
+
+def test_last_event_id_resumes_and_filters(r: redis.Redis, gw: Gateway) -> None:
+    register(r, add)
+    ids = [gw.client.post("/tasks/add", json={"args": [i, i]}).json()["id"] for i in range(3)]
+    for run_id in ids:
+        finish(r, run_id)
+    entries = [eid.decode() for eid, _f in r.xrange(KEYS.events)]  # 3 PENDING, 3 SUCCESS
+    resumed = read_events(gw, 4, headers={"Last-Event-ID": entries[1]})
+    assert [e["id"] for e in resumed] == entries[2:]
+    only = read_events(gw, 2, params={"run": ids[1]}, headers={"Last-Event-ID": "0-0"})
+    assert [(e["data"]["id"], e["data"]["state"]) for e in only] == [
+        (ids[1], "PENDING"),
+        (ids[1], "SUCCESS"),
+    ]
+    # the backlog first, then live events, with nothing lost or repeated between the two
+    late: list[str] = []
+    both = read_events(
+        gw,
+        6,
+        headers={"Last-Event-ID": entries[0]},
+        then=lambda: late.append(gw.client.post("/tasks/add", json={"args": [9, 9]}).json()["id"]),
+    )
+    assert [e["id"] for e in both[:5]] == entries[1:]
+    assert both[5]["data"]["id"] == late[0] and both[5]["data"]["state"] == "PENDING"
+
+
+def test_worker_events(r: redis.Redis, gw: Gateway) -> None:
+    info = heartbeat.WorkerInfo("w-events", "threads", 2, ["default"], [])
+    counters = heartbeat.Counters(*(_Value() for _ in range(3)))  # type: ignore[arg-type]
+
+    def lifecycle() -> None:
+        heartbeat.beat(r, KEYS, info, counters)
+        heartbeat.beat(r, KEYS, info, counters)  # only the first beat is an event
+        heartbeat.unregister(r, KEYS, info.id)
+
+    events = read_events(gw, 2, params={"kind": "worker"}, then=lifecycle)
+    assert [(e["event"], e["data"]["state"]) for e in events] == [
+        ("worker", "online"),
+        ("worker", "offline"),
+    ]
+    assert events[0]["data"]["id"] == "w-events" and events[0]["data"]["pool"] == "threads"
+
+
+def test_bad_requests_and_disconnects(gw: Gateway) -> None:
+    assert gw.client.get("/events", params={"kind": "x"}).status_code == 400
+    assert gw.client.get("/events", headers={"Last-Event-ID": "nope"}).status_code == 400
+    hubs = [o for o in gc.get_objects() if isinstance(o, WaitHub) and o.subscribers == 0]
+    with httpx.Client(base_url=gw.url, timeout=5) as client:
+        for _ in range(3):
+            with client.stream("GET", "/events") as resp:
+                assert resp.status_code == 200
+                deadline = time.monotonic() + 5
+                while not any(h.subscribers for h in hubs) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                assert any(h.subscribers for h in hubs)
+    deadline = time.monotonic() + 5
+    while any(h.subscribers for h in hubs) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(h.subscribers for h in hubs)  # every closed client was let go
+
+
+class _Value:
+    value = 0

@@ -1,0 +1,231 @@
+"""Webhooks through a real gateway to a real receiver on 127.0.0.1 (signatures verified)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from tests.conftest import Gateway
+from tests.gateway.conftest import KEYS, LOCAL_HOOKS, WEBHOOK_SECRET, finish, register
+from tests.gateway.receiver import Receiver
+
+FAST = {
+    "webhook_secret": WEBHOOK_SECRET,
+    "webhook_allow": LOCAL_HOOKS,
+    "webhook_backoff": 0.2,
+    "webhook_max_attempts": 30,
+    "webhook_max_span": 60,
+    "webhook_timeout": 2,
+}
+
+
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    rec = Receiver(WEBHOOK_SECRET).start()
+    yield rec
+    rec.stop()
+
+
+@pytest.fixture
+def hooks_gw(redis_url: str, make_gateway: Callable[..., Gateway], r: redis.Redis) -> Gateway:
+    register(r, add)
+    return make_gateway(redis_url=redis_url, **FAST)
+
+
+def submit(client: httpx.Client, callback: str, header: bool = False) -> str:
+    if header:
+        resp = client.post(
+            "/tasks/add", json={"args": [1, 2]}, headers={"X-Callback-Url": callback}
+        )
+    else:
+        resp = client.post("/tasks/add", json={"args": [1, 2], "callback_url": callback})
+    assert resp.status_code == 202, resp.text
+    return str(resp.json()["id"])
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"not true within {timeout}s: {check}")
+
+
+def webhook_of(client: httpx.Client, run_id: str) -> dict[str, Any]:
+    webhook: dict[str, Any] = client.get(f"/runs/{run_id}").json()["webhook"]
+    return webhook
+
+
+def settled(client: httpx.Client, run_id: str) -> dict[str, Any] | None:
+    webhook = webhook_of(client, run_id)
+    return webhook if webhook["state"] != "pending" else None
+
+
+def test_terminal_state_is_posted_signed(
+    r: redis.Redis, hooks_gw: Gateway, receiver: Receiver
+) -> None:
+    client = hooks_gw.client
+    run_id = submit(client, f"{receiver.url}/hook")
+    assert webhook_of(client, run_id) == {
+        "url": f"{receiver.url}/hook",
+        "state": "pending",
+        "attempts": [],
+    }
+    finish(r, run_id)
+    webhook = wait_for(lambda: settled(client, run_id))
+    assert webhook["state"] == "delivered"
+    [attempt] = webhook["attempts"]
+    assert attempt["status"] == 204 and attempt["error"] is None
+    assert attempt["at"].endswith("Z") and attempt["latency_ms"] >= 0
+    [hit] = receiver.hits
+    assert hit.error is None, hit.error
+    assert hit.headers["webhook-id"] == f"msg_{run_id}"
+    assert hit.verified["id"] == run_id and hit.verified["state"] == "SUCCESS"
+    assert hit.verified["result"] == 5
+    assert hit.headers["content-type"] == "application/json"
+
+
+def test_header_callback_and_retries_keep_the_webhook_id(
+    r: redis.Redis, hooks_gw: Gateway, receiver: Receiver
+) -> None:
+    receiver.reply = lambda path, n: (500, {}) if n < 3 else (200, {})
+    run_id = submit(hooks_gw.client, f"{receiver.url}/h", header=True)
+    finish(r, run_id, state="FAILURE")
+    webhook = wait_for(lambda: settled(hooks_gw.client, run_id))
+    assert webhook["state"] == "delivered"
+    assert [a["status"] for a in webhook["attempts"]] == [500, 500, 200]
+    assert webhook["attempts"][0]["error"] == "HTTP 500"
+    ids = {h.headers["webhook-id"] for h in receiver.hits}
+    stamps = [h.headers["webhook-timestamp"] for h in receiver.hits]
+    assert ids == {f"msg_{run_id}"} and len(stamps) == 3
+    assert all(h.error is None for h in receiver.hits)
+    bodies = {h.body for h in receiver.hits}
+    assert len(bodies) == 1  # the payload is frozen: every retry sends the same bytes
+
+
+def test_gone_disables_the_delivery(r: redis.Redis, hooks_gw: Gateway, receiver: Receiver) -> None:
+    receiver.reply = lambda path, n: (410, {})
+    run_id = submit(hooks_gw.client, f"{receiver.url}/gone")
+    finish(r, run_id)
+    webhook = wait_for(lambda: settled(hooks_gw.client, run_id))
+    assert webhook["state"] == "disabled" and len(webhook["attempts"]) == 1
+    time.sleep(0.6)
+    assert len(receiver.hits) == 1
+    assert r.zcard(KEYS.webhooks_due) == 0 and not r.exists(KEYS.webhook(run_id))
+
+
+def test_redirect_is_a_failure_and_never_followed(
+    r: redis.Redis, redis_url: str, make_gateway: Callable[..., Gateway], receiver: Receiver
+) -> None:
+    register(r, add)
+    gw = make_gateway(
+        redis_url=redis_url, **{**FAST, "webhook_max_attempts": 3, "webhook_max_span": 1}
+    )
+    receiver.reply = lambda path, n: (302, {"Location": f"{receiver.url}/elsewhere"})
+    run_id = submit(gw.client, f"{receiver.url}/moved")
+    finish(r, run_id)
+    webhook = wait_for(lambda: settled(gw.client, run_id))
+    assert webhook["state"] == "failed"
+    assert [a["status"] for a in webhook["attempts"]] == [302, 302, 302]
+    assert "not followed" in webhook["attempts"][0]["error"]
+    assert {h.path for h in receiver.hits} == {"/moved"}
+
+
+def test_retry_after_is_honoured(r: redis.Redis, hooks_gw: Gateway, receiver: Receiver) -> None:
+    receiver.reply = lambda path, n: (429, {"Retry-After": "1"}) if n == 1 else (204, {})
+    run_id = submit(hooks_gw.client, f"{receiver.url}/busy")
+    finish(r, run_id)
+    webhook = wait_for(lambda: settled(hooks_gw.client, run_id))
+    assert [a["status"] for a in webhook["attempts"]] == [429, 204]
+    first, second = receiver.hits
+    assert second.at - first.at >= 0.95  # not the 0.2 s backoff
+
+
+def test_receiver_down_then_up_and_gateway_restarted(
+    r: redis.Redis, redis_url: str, make_gateway: Callable[..., Gateway]
+) -> None:
+    """Deliveries survive a receiver outage and a gateway restart in the middle of it."""
+    register(r, add)
+    receiver = Receiver(WEBHOOK_SECRET).start()
+    url = receiver.url
+    receiver.stop()  # down: connections refused
+    first = make_gateway(redis_url=redis_url, **FAST)
+    ids = [submit(first.client, f"{url}/hook") for _ in range(20)]
+    for run_id in ids:
+        finish(r, run_id)
+    wait_for(lambda: all(webhook_of(first.client, i)["attempts"] for i in ids))
+    first.stop()
+    second = make_gateway(redis_url=redis_url, **FAST)
+    time.sleep(1.0)
+    receiver = Receiver(WEBHOOK_SECRET, port=receiver.port).start()
+    try:
+        # An attempt the first gateway had claimed when it stopped stays claimed for the
+        # lease (about 14 s with these settings) before the second may make it.
+        wait_for(lambda: len(receiver.delivered()) == len(ids), timeout=45)
+        assert set(receiver.delivered()) == {f"msg_{i}" for i in ids}
+        assert all(h.error is None for h in receiver.hits)
+        for run_id in ids:
+            webhook = wait_for(lambda i=run_id: settled(second.client, i))
+            assert webhook["state"] == "delivered"
+            assert webhook["attempts"][0]["status"] is None  # refused while down
+            assert webhook["attempts"][-1]["status"] == 204
+    finally:
+        receiver.stop()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "http://10.0.0.1/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]:8080/hook",
+        "http://localhost:8080/hook",  # a name that resolves to loopback
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://0.0.0.0/hook",
+        "ftp://example.org/hook",
+        "not a url",
+    ],
+)
+def test_ssrf_guard_refuses_private_targets(
+    r: redis.Redis, redis_url: str, make_gateway: Callable[..., Gateway], url: str
+) -> None:
+    register(r, add)
+    gw = make_gateway(redis_url=redis_url, webhook_secret=WEBHOOK_SECRET)
+    for headers, body in (({}, {"callback_url": url}), ({"X-Callback-Url": url}, {})):
+        resp = gw.client.post("/tasks/add", json={"args": [1, 2], **body}, headers=headers)
+        assert resp.status_code == 422, resp.text
+        assert resp.json()["error"]["code"] == "invalid_callback_url"
+    resp = gw.client.post(
+        "/tasks/add/batch",
+        json={"items": [{"args": [1, 2]}, {"args": [1, 2], "callback_url": url}]},
+    )
+    assert resp.status_code == 422
+    assert r.zcard(KEYS.runs) == 0  # nothing was queued
+
+
+def test_allow_list_lets_local_receivers_in_and_no_secret_means_no_webhooks(
+    r: redis.Redis, redis_url: str, make_gateway: Callable[..., Gateway], receiver: Receiver
+) -> None:
+    register(r, add)
+    gw = make_gateway(redis_url=redis_url, **{**FAST, "webhook_allow": "10.0.0.0/8, localhost"})
+    ok = gw.client.post("/tasks/add", json={"args": [1, 2], "callback_url": "http://10.1.2.3/h"})
+    assert ok.status_code == 202
+    named = f"http://localhost:{receiver.port}/named"
+    run_id = submit(gw.client, named)
+    finish(r, run_id)
+    assert wait_for(lambda: settled(gw.client, run_id))["state"] == "delivered"
+    assert receiver.hits[0].verified is not None
+    plain = make_gateway(redis_url=redis_url, webhook_allow=LOCAL_HOOKS)
+    resp = plain.client.post("/tasks/add", json={"args": [1, 2], "callback_url": named})
+    assert resp.status_code == 422 and "SECRET" in resp.json()["error"]["message"]

@@ -62,7 +62,7 @@ class Worker:
         self.pool = pool
         self.options = options
         self.keys = Keys(app.conf.prefix)
-        self.limits = Limits(history=app.conf.history_size, result_ttl=app.conf.result_expires)
+        self.limits = Limits.from_settings(app.conf)
         self.codec = Codec(Signer(app.conf.signing_key) if app.conf.signing_key else None)
         self.id = options.name or f"{socket.gethostname()}-{new_id()[-12:]}"
         self.info = heartbeat.WorkerInfo(

@@ -53,7 +53,7 @@ def redis_client(url: str) -> aredis.Redis:
 
 def build_deps(settings: Settings, client: aredis.Redis) -> Deps:
     keys = Keys(settings.prefix)
-    limits = Limits(history=settings.history_size, result_ttl=settings.result_expires)
+    limits = Limits.from_settings(settings)
     signer = Signer(settings.signing_key) if settings.signing_key else None
     broker, catalog = AsyncBroker(client, keys, limits), Catalog(client, keys)
     return Deps(

@@ -18,6 +18,7 @@ from redis.commands.core import AsyncScript, Script
 
 from sdk import protocol as p
 from sdk import scripts, states
+from sdk.config import Settings
 from sdk.errors import Conflict, RunNotFound
 from sdk.keys import Keys
 
@@ -33,6 +34,10 @@ class Limits:
     history: int = 10_000  # runs listed by GET /runs
     events: int = 100_000  # entries kept in the events stream (approximate)
     result_ttl: int = 86_400  # seconds a finished run's record is kept
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(history=settings.history_size, result_ttl=settings.result_expires)
 
 
 @dataclass(frozen=True, slots=True)

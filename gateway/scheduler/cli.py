@@ -19,7 +19,7 @@ from gateway.catalog import Catalog
 from gateway.scheduler.admin import Admin
 from gateway.scheduler.service import SchedulerService, Static
 from gateway.scheduler.static import to_schedule
-from sdk.broker import AsyncBroker
+from sdk.broker import AsyncBroker, Limits
 from sdk.cli.client import gateway_option, one_line_errors
 from sdk.cli.options import common_options, quiet_http_logs, resolve_settings, setup_logging
 from sdk.cli.output import echo_json, table
@@ -107,7 +107,11 @@ class Target:
             client = aredis.Redis.from_url(self.settings.redis_url)
             try:
                 keys = Keys(self.settings.prefix)
-                admin = Admin.over(AsyncBroker(client, keys), Catalog(client, keys), self.settings)
+                admin = Admin.over(
+                    AsyncBroker(client, keys, Limits.from_settings(self.settings)),
+                    Catalog(client, keys),
+                    self.settings,
+                )
                 return await call(admin)
             finally:
                 await client.aclose()

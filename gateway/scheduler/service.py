@@ -24,7 +24,7 @@ from gateway.scheduler.lease import Lease
 from gateway.scheduler.model import Schedule
 from gateway.scheduler.runner import Runner
 from gateway.scheduler.store import Store
-from sdk.broker import AsyncBroker
+from sdk.broker import AsyncBroker, Limits
 from sdk.config import Settings
 from sdk.keys import Keys
 from sdk.protocol import now_ms
@@ -58,7 +58,10 @@ class SchedulerService:
         keys = Keys(settings.prefix)
         self.store = Store(client, keys)
         self.runner = Runner(
-            AsyncBroker(client, keys), self.store, Catalog(client, keys), settings.default_queue
+            AsyncBroker(client, keys, Limits.from_settings(settings)),
+            self.store,
+            Catalog(client, keys),
+            settings.default_queue,
         )
         self.lease = Lease(client, keys.scheduler_leader, (timing or Timing()).ttl)
         self.timing = timing or Timing()

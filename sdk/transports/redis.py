@@ -24,7 +24,7 @@ class RedisTransport:
         self._settings = settings
         self._codec = codec
         self._keys = Keys(settings.prefix)
-        self._limits = Limits(history=settings.history_size, result_ttl=settings.result_expires)
+        self._limits = Limits.from_settings(settings)
         self._content_type = content_type_of(settings.serializer)
         self._broker = Broker(redis.Redis.from_url(settings.redis_url), self._keys, self._limits)
         self._abroker = PerLoop(

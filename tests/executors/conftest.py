@@ -43,8 +43,10 @@ def start_worker(redis_url: str, r: redis.Redis, tmp_path: Path) -> Iterator[Wor
         *extra: str,
         name: str | None = None,
         env: dict[str, str] | None = None,
+        server: str | None = None,  # another server than the session's
     ) -> subprocess.Popen[bytes]:
         name = name or f"w{len(procs)}-{os.getpid()}"
+        url = server or redis_url
         cmd = [
             sys.executable,
             "-m",
@@ -55,7 +57,7 @@ def start_worker(redis_url: str, r: redis.Redis, tmp_path: Path) -> Iterator[Wor
             "--pool",
             pool,
             "--redis-url",
-            redis_url,
+            url,
             "--name",
             name,
             "--log-level",
@@ -72,7 +74,11 @@ def start_worker(redis_url: str, r: redis.Redis, tmp_path: Path) -> Iterator[Wor
             start_new_session=True,
         )
         procs.append(proc)
-        wait_registered(r, name)
+        if server is None:
+            wait_registered(r, name)
+        else:
+            with redis.Redis.from_url(server) as other:
+                wait_registered(other, name)
         return proc
 
     yield start

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
 from sdk import App, states
 from sdk.embedded import EmbeddedServer
 from sdk.errors import BrokerUnavailable
 from tests.conftest import Gateway
-from tests.executors.conftest import WorkerFactory, wait_registered
+from tests.executors.conftest import WorkerFactory
 
 
 def _wait_started(folder: Path, count: int, timeout: float = 10) -> None:
@@ -56,43 +55,15 @@ def own_server(tmp_path: Path) -> Iterator[EmbeddedServer]:
 
 
 def test_redis_restart_under_load_loses_no_accepted_run(
-    own_server: EmbeddedServer, tmp_path: Path, make_gateway: Callable[..., Gateway]
+    own_server: EmbeddedServer,
+    start_worker: WorkerFactory,
+    make_gateway: Callable[..., Gateway],
 ) -> None:
-    import os
-    import subprocess
-    import sys
-
-    from tests.executors.conftest import ROOT
-
     url = own_server.url
-    client = redis.Redis.from_url(url)
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sdk.cli",
-            "worker",
-            "-A",
-            "tests.executors.tasks",
-            "--pool",
-            "threads",
-            "-c",
-            "4",
-            "--redis-url",
-            url,
-            "--name",
-            "survivor",
-            "--log-level",
-            "error",
-        ],
-        cwd=ROOT,
-        start_new_session=True,
-        env={**os.environ},
-    )
+    start_worker("threads", "-c", "4", name="survivor", server=url)
     gateway = make_gateway(redis_url=url)
+    app = App("p", redis_url=url)
     try:
-        wait_registered(client, "survivor")
-        app = App("p", redis_url=url)
         accepted: list[str] = []
         refused = 0
         restarted = False
@@ -116,8 +87,5 @@ def test_redis_restart_under_load_loses_no_accepted_run(
         assert all(app.AsyncResult(i).state == states.SUCCESS for i in accepted)
         ready = httpx.get(f"{gateway.url}/readyz", timeout=5)
         assert ready.status_code == 200  # the gateway recovered by itself
-        app.close()
     finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(20)
-        client.close()
+        app.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,12 +67,10 @@ class Consumer:
         broker: Broker,
         runner: Runner,
         config: SlotConfig,
-        on_done: Callable[[Outcome], None] | None = None,
     ) -> None:
         self.broker = broker
         self.runner = runner
         self.config = config
-        self.on_done = on_done
         self.runs = 0
         # Rank of a stream: 0 for priority 9, whatever its queue; batches run in rank order.
         self._order = {s: i for streams in config.queues for i, s in enumerate(streams)}
@@ -303,8 +301,6 @@ class Consumer:
                     return
                 log.warning("cannot store run %s yet (%s)", message.id, exc)
                 backoff.sleep(None)
-        if self.on_done is not None:
-            self.on_done(outcome)
 
     def _ack(self, stream: str, entry_id: str) -> None:
         pipe = self.broker.redis.pipeline(transaction=True)

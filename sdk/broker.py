@@ -94,7 +94,7 @@ def plan_revoke(
     return [keys.run(run_id), keys.revoked, keys.events, keys.control], args
 
 
-def _revoked(reply: Any) -> tuple[str, str]:
+def _outcome_and_state(reply: Any) -> tuple[str, str]:
     """A script's {outcome, state} reply as text."""
     outcome, state = reply
     return outcome.decode(), state.decode()
@@ -201,12 +201,12 @@ class Broker:
     def revoke(self, run_id: str, terminate: bool = False) -> tuple[str, str]:
         """Revoke a run; returns the revoke script's outcome and the state it found."""
         k, a = plan_revoke(self.keys, self.limits, run_id, terminate)
-        return _revoked(self.scripts["revoke"](k, a))
+        return _outcome_and_state(self.scripts["revoke"](k, a))
 
     def requeue(self, run_id: str) -> tuple[str, str]:
         """Put a dead-lettered run back on its queue (see requeue.lua)."""
         k, a = plan_requeue(self.keys, self.limits, run_id)
-        return _revoked(self.scripts["requeue"](k, a))
+        return _outcome_and_state(self.scripts["requeue"](k, a))
 
 
 class AsyncBroker:
@@ -257,9 +257,9 @@ class AsyncBroker:
 
     async def revoke(self, run_id: str, terminate: bool = False) -> tuple[str, str]:
         k, a = plan_revoke(self.keys, self.limits, run_id, terminate)
-        return _revoked(await self.scripts["revoke"](k, a))
+        return _outcome_and_state(await self.scripts["revoke"](k, a))
 
     async def requeue(self, run_id: str) -> tuple[str, str]:
         """Put a dead-lettered run back on its queue (see requeue.lua)."""
         k, a = plan_requeue(self.keys, self.limits, run_id)
-        return _revoked(await self.scripts["requeue"](k, a))
+        return _outcome_and_state(await self.scripts["requeue"](k, a))

@@ -106,6 +106,3 @@ class PreforkPool:
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
-
-    def pids(self) -> list[int]:
-        return [c.pid for c in self._children.values() if c.pid is not None and c.is_alive()]

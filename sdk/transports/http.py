@@ -54,9 +54,10 @@ def _raise_for(response: httpx.Response) -> None:
         return
     try:
         err = response.json()["error"]
-        raise from_code(err["code"], err["message"], err.get("details"))
+        exc = from_code(err["code"], err["message"], err.get("details"))
     except (ValueError, KeyError, TypeError):
-        raise CeleriacError(f"gateway answered {response.status_code}") from None
+        exc = CeleriacError(f"gateway answered {response.status_code}")
+    raise exc
 
 
 def _run(response: httpx.Response) -> RunJSON | None:

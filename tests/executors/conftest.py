@@ -20,6 +20,16 @@ ROOT = Path(__file__).resolve().parents[2]
 WorkerFactory = Callable[..., subprocess.Popen[bytes]]
 
 
+def wait_for(predicate: Callable[[], object], timeout: float = 10.0) -> None:
+    """Return once ``predicate()`` is true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.01)
+    raise TimeoutError(f"condition not met within {timeout}s")
+
+
 def wait_registered(client: redis.Redis, worker_id: str, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

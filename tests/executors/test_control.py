@@ -14,16 +14,7 @@ from sdk import App, states
 from sdk.errors import Conflict, RunNotFound, TaskRevoked, TimeLimitExceeded
 from sdk.keys import Keys
 from tests.conftest import Gateway
-from tests.executors.conftest import WorkerFactory
-
-
-def _wait_for(predicate: object, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.01)
-    raise TimeoutError("condition not met")
+from tests.executors.conftest import WorkerFactory, wait_for
 
 
 def test_revoked_queued_and_delayed_runs_never_start(
@@ -39,7 +30,7 @@ def test_revoked_queued_and_delayed_runs_never_start(
     start_worker("threads")
     control = app.send_task("t.add", [1, 1])
     assert control.get(timeout=10) == 2  # the worker got past the revoked entry
-    _wait_for(lambda: r.xlen(Keys().stream("default", 5)) == 0)
+    wait_for(lambda: r.xlen(Keys().stream("default", 5)) == 0)
     time.sleep(0.7)  # past the delayed run's countdown
     assert not mark.exists()
     with pytest.raises(TaskRevoked):
@@ -65,7 +56,7 @@ def test_terminate_stops_a_running_run(
     start_worker(pool_name, "-c", "1")
     mark = tmp_path / "started"
     result = app.send_task("t.spin", [str(mark), 30.0])
-    _wait_for(mark.exists)
+    wait_for(mark.exists)
     revoked_at = time.monotonic()
     result.revoke(terminate=True)
     with pytest.raises(TaskRevoked):

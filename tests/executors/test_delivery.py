@@ -15,16 +15,7 @@ import redis
 from sdk import App, states
 from sdk.keys import Keys
 from tests.conftest import Gateway
-from tests.executors.conftest import WorkerFactory
-
-
-def _wait_for(predicate: object, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.02)
-    raise TimeoutError("condition not met")
+from tests.executors.conftest import WorkerFactory, wait_for
 
 
 def test_retry_keeps_the_run_id_and_shows_retry_between_attempts(
@@ -62,7 +53,7 @@ def test_child_killed_every_time_goes_dead_after_max_deliveries(
     start_worker("prefork", "-c", "1", env={"CELERIAC_MAX_DELIVERIES": "3"})
     marks = tmp_path / "deliveries"
     result = app.send_task("t.crash", [str(marks)])
-    _wait_for(lambda: result.state == states.DEAD, timeout=30)
+    wait_for(lambda: result.state == states.DEAD, timeout=30)
     assert marks.read_text().count("x") == 3  # exactly one execution per delivery, no loop
     run = result.info()
     assert run is not None and run["attempts"] == 3
@@ -93,7 +84,7 @@ def test_runs_of_a_dead_worker_are_reclaimed_by_a_live_one(
     doomed = start_worker("prefork", "-c", "1", name="doomed", env=fast)
     marks = tmp_path / "starts"
     result = app.send_task("t.touch", [str(marks), 1.0])
-    _wait_for(marks.exists)
+    wait_for(marks.exists)
     os.killpg(doomed.pid, signal.SIGKILL)  # the whole tree, mid-run
     doomed.wait(5)
     killed_at = time.monotonic()
@@ -132,7 +123,7 @@ def test_revoke_without_terminate_lets_a_running_run_finish(
     start_worker("threads")
     release = tmp_path / "release"
     result = app.send_task("t.custom_state", [str(release)])
-    _wait_for(lambda: result.state == "DOWNLOADING")
+    wait_for(lambda: result.state == "DOWNLOADING")
     result.revoke()  # a custom state is running, not queued: it is not cut short
     release.touch()
     assert result.get(timeout=10) == "downloaded"
@@ -148,7 +139,7 @@ def test_dead_letters_are_listed_and_requeued_over_http(
     start_worker("prefork", "-c", "1", env={"CELERIAC_MAX_DELIVERIES": "1"})
     marks = tmp_path / "deliveries"
     dead = app.send_task("t.crash", [str(marks)])
-    _wait_for(lambda: dead.state == states.DEAD, timeout=30)
+    wait_for(lambda: dead.state == states.DEAD, timeout=30)
     http = make_gateway(redis_url=redis_url).client
     listed = http.get("/dead-letters").json()
     assert [run["id"] for run in listed["items"]] == [dead.id]
@@ -160,6 +151,6 @@ def test_dead_letters_are_listed_and_requeued_over_http(
     assert http.post("/dead-letters/nope/requeue").status_code == 404
     marks.unlink()
     assert http.post(f"/dead-letters/{dead.id}/requeue").status_code == 202
-    _wait_for(lambda: marks.exists() and dead.state == states.DEAD, timeout=30)  # ran again
+    wait_for(lambda: marks.exists() and dead.state == states.DEAD, timeout=30)  # ran again
     assert marks.read_text().count("x") == 1
     assert [run["id"] for run in http.get("/dead-letters").json()["items"]] == [dead.id]

@@ -31,6 +31,7 @@ class Deps:
 
 
 def deps(request: Request) -> Deps:
-    """The lifespan's objects, from the request's copy of the lifespan state."""
-    found: Deps = request.state.deps
+    """The lifespan's objects, from the request's copy of the lifespan state (read from the
+    scope itself: ``request.state`` would build a wrapper object on every request)."""
+    found: Deps = request.scope["state"]["deps"]
     return found

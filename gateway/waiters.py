@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator
-from typing import cast
+from typing import Any, cast
 
 import redis.asyncio as aredis
 import redis.exceptions as redis_errors
@@ -23,6 +23,7 @@ from sdk.keys import Keys
 log = logging.getLogger(__name__)
 
 Entry = tuple[bytes, dict[bytes, bytes]]  # a stream entry: id, fields
+RawEntry = tuple[bytes, list[bytes]]  # as the server sends it: id, [name, value, ...]
 _TERMINAL = {s.encode() for s in states.TERMINAL}
 BLOCK_MS = 5_000  # below the client's socket timeout
 BATCH = 1_000
@@ -35,6 +36,22 @@ def stream_id(entry_id: bytes | str) -> tuple[int, int]:
     text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
     ms, _, seq = text.partition("-")
     return int(ms), int(seq or 0)
+
+
+def _raw(response: Any, **_options: Any) -> Any:
+    return response
+
+
+def _entries_by_stream(reply: Any) -> list[list[RawEntry]]:
+    """XREAD's reply: a map of stream to entries (RESP3) or a list of pairs (RESP2)."""
+    if not reply:
+        return []
+    pairs = reply.items() if isinstance(reply, dict) else reply
+    return [cast(list[RawEntry], entries) for _stream, entries in pairs if entries]
+
+
+def _pairs(flat: list[bytes] | None) -> dict[bytes, bytes]:
+    return dict(zip(flat[::2], flat[1::2], strict=True)) if flat else {}
 
 
 class Subscriber:
@@ -55,7 +72,11 @@ class Subscriber:
 
 class WaitHub:
     def __init__(self, client: aredis.Redis, keys: Keys) -> None:
-        self._redis = client
+        # The tail reads every event the system writes (one per submission, start and
+        # finish), so it takes XREAD's reply as parsed by hiredis, without redis-py's
+        # per-entry dict building, and builds dicts only for SSE subscribers.
+        self._redis = aredis.Redis(connection_pool=client.connection_pool)
+        self._redis.set_response_callback("XREAD", _raw)
         self._stream = keys.events
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -144,14 +165,21 @@ class WaitHub:
         self._wake_all()  # anything may have finished while we were not listening
         while True:
             reply = await self._redis.xread({self._stream: last}, count=BATCH, block=BLOCK_MS)
-            for _stream, entries in cast(list[tuple[bytes, list[Entry]]], reply or []):
-                for entry_id, fields in entries:
-                    last = self._last = entry_id
-                    if fields.get(b"state") in _TERMINAL:
-                        self._wake(fields.get(b"id", b"").decode())
-                for subscriber in self._subscribers:  # after the wake-ups: long-polls first
-                    for entry in entries:
-                        subscriber.offer(entry)
+            for entries in _entries_by_stream(reply):
+                last = self._last = entries[-1][0]
+                if self._waiters:
+                    for _id, flat in entries:
+                        self._wake_if_terminal(flat)
+                if self._subscribers:  # after the wake-ups: long-polls first
+                    parsed = [(entry_id, _pairs(flat)) for entry_id, flat in entries]
+                    for subscriber in self._subscribers:
+                        for entry in parsed:
+                            subscriber.offer(entry)
+
+    def _wake_if_terminal(self, flat: list[bytes]) -> None:
+        fields = _pairs(flat)
+        if fields.get(b"state") in _TERMINAL:
+            self._wake(fields.get(b"id", b"").decode())
 
     async def _tail(self) -> None:
         """Follow the stream forever, backing off while Redis is unreachable."""

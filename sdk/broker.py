@@ -6,6 +6,7 @@ and executed by a thin sync or async driver, so the two never drift apart.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from sdk import scripts, states
 from sdk.config import Settings
 from sdk.errors import Conflict, RunNotFound
 from sdk.keys import Keys
+from sdk.pipelining import AutoPipeline, script_calls
 
 Fields = dict[bytes, bytes]
 _TERMINAL = {s.encode() for s in states.TERMINAL}
@@ -145,11 +147,8 @@ class Broker:
         if len(subs) == 1:
             k, a = plan_submit(self.keys, self.limits, subs[0])
             return [bool(self.scripts["submit"](k, a))]
-        pipe = self.redis.pipeline(transaction=False)
-        for sub in subs:
-            k, a = plan_submit(self.keys, self.limits, sub)
-            self.scripts["submit"](k, a, client=pipe)
-        return [bool(x) for x in pipe.execute()]
+        calls = [plan_submit(self.keys, self.limits, sub) for sub in subs]
+        return [bool(x) for x in script_calls(self.redis, self.scripts["submit"], calls)]
 
     def run(self, run_id: str) -> Fields | None:
         fields = cast(Fields, self.redis.hgetall(self.keys.run(run_id)))
@@ -219,19 +218,19 @@ class AsyncBroker:
         self.scripts: dict[str, AsyncScript] = {
             n: client.register_script(scripts.source(n)) for n in scripts.NAMES
         }
+        self.auto = AutoPipeline(client)
 
     async def submit(self, subs: Sequence[Submission]) -> list[bool]:
-        if len(subs) == 1:
-            k, a = plan_submit(self.keys, self.limits, subs[0])
-            return [bool(await self.scripts["submit"](k, a))]
-        pipe = self.redis.pipeline(transaction=False)
-        for sub in subs:
-            k, a = plan_submit(self.keys, self.limits, sub)
-            await self.scripts["submit"](k, a, client=pipe)
-        return [bool(x) for x in await pipe.execute()]
+        """Queue runs; concurrent callers share round trips (see sdk/pipelining.py)."""
+        script = self.scripts["submit"]
+        calls = [plan_submit(self.keys, self.limits, sub) for sub in subs]
+        if len(calls) == 1:  # the common case, without gather's task
+            return [bool(await self.auto.script(script, *calls[0]))]
+        replies = await asyncio.gather(*(self.auto.script(script, k, a) for k, a in calls))
+        return [bool(x) for x in replies]
 
     async def run(self, run_id: str) -> Fields | None:
-        fields = cast(Fields, await self.redis.hgetall(self.keys.run(run_id)))
+        fields = cast(Fields, await self.auto.execute("HGETALL", self.keys.run(run_id)))
         return fields or None
 
     async def wait(self, run_id: str, timeout: float) -> Fields | None:

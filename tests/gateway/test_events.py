@@ -35,19 +35,22 @@ def read_events(
     """The first ``count`` events of one /events connection (``then`` runs once it is open)."""
     events: list[Event] = []
     current: Event = {}
+    timer = threading.Timer(0.3, then) if then is not None else None
     with (
         httpx.Client(base_url=gw.url, timeout=timeout) as client,
         client.stream("GET", "/events", params=params, headers=headers) as resp,
     ):
         assert resp.status_code == 200
         assert resp.headers["content-type"].startswith("text/event-stream")
-        if then is not None:
-            threading.Timer(0.3, then).start()
+        if timer is not None:
+            timer.start()
         for line in resp.iter_lines():
             if line == "" and current:
                 events.append(current)
                 current = {}
                 if len(events) == count:
+                    if timer is not None:  # its event may arrive before its own answer
+                        timer.join(timeout)
                     return events
             elif ":" in line and not line.startswith(":"):
                 name, _, value = line.partition(":")

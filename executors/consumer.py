@@ -4,6 +4,11 @@ Every slot is a consumer of its own (a prefork child, a thread) with its own Red
 connection, so no run crosses a process boundary on its way to execution. The outcome
 is stored and the entry acknowledged in one script call: a run is never acknowledged
 before its outcome is durable.
+
+One round trip per run: a finished run's outcome is not sent on its own but with the
+call that starts the next run, or reads the next batch (step.lua). Nothing executes in
+between, so an outcome is as durable as before when the next run begins; a slot that
+stops, or finds nothing to do, stores what it holds first.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import msgspec
 import psutil
 import redis
 
+from executors.lane import ScriptLane
 from executors.pools.base import StopFlag
 from executors.runner import Outcome, Runner
 from sdk import protocol as p
@@ -29,6 +35,7 @@ from sdk.keys import GROUP
 log = logging.getLogger("celeriac.consumer")
 
 Entry = tuple[str, str, dict[bytes, bytes]]  # stream, entry id, fields
+Call = tuple[list[str], list[Any]]  # a script call's keys and args
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,8 @@ class Consumer:
         self._by_priority = sorted(config.streams, key=lambda s: self._order[s])  # stable
         self._fetches = 0
         self._next_reclaim = time.monotonic() + config.reclaim_every_s
+        self._outcome: Call | None = None  # a finish.lua call, sent with the next step
+        self._lane = ScriptLane(broker.redis, broker.scripts["step"])
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self, stop: StopFlag) -> None:
@@ -100,6 +109,8 @@ class Consumer:
                 if "NOGROUP" not in str(exc):
                     raise
                 ensure_groups(self.broker.redis, self.config.streams)  # queue was purged
+        self._store_outcome(stop)
+        self._lane.close()
 
     def _retiring(self) -> bool:
         if 0 < self.config.max_runs <= self.runs:
@@ -115,8 +126,8 @@ class Consumer:
         blocks only when all are empty. docs/reliability.md states the policy."""
         self._fetches += 1
         fair = "1" if self._fetches % self.config.fair_every == 0 else "0"
-        reply = self.broker.scripts["fetch"](
-            self._by_priority, [GROUP, self.config.name, self.config.prefetch, fair]
+        reply = self._step(
+            "fetch", self._by_priority, [GROUP, self.config.name, self.config.prefetch, fair]
         )
         if reply:
             entries = [
@@ -210,9 +221,20 @@ class Consumer:
                 self._finish(stream, entry_id, message, outcome, stop)
             self.runs += 1
 
+    def _step(self, part: str, keys: list[str], args: list[Any]) -> Any:
+        """Run ``part`` (start.lua or fetch.lua) after storing the held outcome, if any."""
+        outcome_keys, outcome_args = self._outcome or ([], [])
+        _stored, reply = self._lane(
+            [*outcome_keys, *keys],
+            [len(outcome_keys), len(outcome_args), part, *outcome_args, *args],
+        )
+        self._outcome = None
+        return reply
+
     def _start(self, message: p.Message) -> tuple[str, int, int, bytes]:
         keys = self.broker.keys
-        verdict, attempts, deliveries, *error = self.broker.scripts["start"](
+        verdict, attempts, deliveries, *error = self._step(
+            "start",
             [keys.run(message.id), keys.events, keys.revoked],
             [
                 message.id,
@@ -269,7 +291,8 @@ class Consumer:
     def _finish(
         self, stream: str, entry_id: str, message: p.Message, outcome: Outcome, stop: StopFlag
     ) -> None:
-        """Store the outcome and ack; retried through Redis outages, since the run is done."""
+        """Hold the outcome for the next step; stored at once when nothing else comes."""
+        self._store_outcome(stop)  # only after an outage: one outcome held at a time
         keys, limits = self.broker.keys, self.broker.limits
         args: list[Any] = [
             message.id,
@@ -286,20 +309,22 @@ class Consumer:
         ]
         for name, value in outcome.fields.items():
             args += [name, value]
+        self._outcome = [keys.run(message.id), stream, keys.events, keys.dead(message.queue)], args
+
+    def _store_outcome(self, stop: StopFlag) -> None:
+        """Store the held outcome and ack; retried through Redis outages, since the run
+        is done."""
         backoff = _Backoff()
-        while True:
+        while self._outcome is not None:
             try:
-                self.broker.scripts["finish"](
-                    [keys.run(message.id), stream, keys.events, keys.dead(message.queue)], args
-                )
-                break
+                self._step("", [], [])
             except (redis.ConnectionError, redis.TimeoutError) as exc:
+                run_id = self._outcome[1][0]
                 if stop.is_set() and backoff.delay >= _Backoff.MAX:
-                    log.error(
-                        "gave up storing run %s: it stays pending and will run again", message.id
-                    )
+                    log.error("gave up storing run %s: it stays pending and will run again", run_id)
+                    self._outcome = None
                     return
-                log.warning("cannot store run %s yet (%s)", message.id, exc)
+                log.warning("cannot store run %s yet (%s)", run_id, exc)
                 backoff.sleep(None)
 
     def _ack(self, stream: str, entry_id: str) -> None:

@@ -20,12 +20,7 @@ from sdk.errors import Conflict, IdempotencyConflict, InvalidRequest
 from sdk.keys import Keys
 
 MAX_KEY = 255
-SUBMIT_ONCE = (
-    "local function submit()\n"
-    + scripts.source("submit")
-    + "\nend\n"
-    + scripts.source("submit_once")
-)
+SUBMIT_ONCE = scripts.function("submit") + scripts.source("submit_once")
 
 
 class Remembered(msgspec.Struct):

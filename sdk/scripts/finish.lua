@@ -6,7 +6,7 @@
 -- A run already terminal is only acknowledged: an outcome is written once (a parent
 -- killing a child over its time limit may race the child's own finish). Returns 1 when
 -- the outcome was stored, 0 when it was already there.
-local current = redis.call('HGET', KEYS[1], 'state')
+local current, stale = unpack(redis.call('HMGET', KEYS[1], 'state', 'error'))
 if current == 'SUCCESS' or current == 'FAILURE' or current == 'REVOKED'
    or current == 'EXPIRED' or current == 'DEAD' then
   if ARGV[2] ~= '' then
@@ -24,7 +24,7 @@ for i = 12, #ARGV, 2 do
   fields[#fields + 1] = ARGV[i]
   fields[#fields + 1] = ARGV[i + 1]
 end
-if ARGV[4] == 'SUCCESS' then  -- a success after retries shows no stale error
+if ARGV[4] == 'SUCCESS' and stale then  -- a success after retries shows no stale error
   redis.call('HDEL', KEYS[1], 'error', 'exc', 'exc_sig')
 end
 redis.call('HSET', KEYS[1], unpack(fields))

@@ -8,7 +8,9 @@
 --   DEAD     delivered more than max deliveries without finishing: dead-letter it;
 --   KILLED   stopped over its hard time limit: record FAILURE with the error in 'killed';
 --   DONE     already terminal (a duplicate delivery): acknowledge, change nothing.
-local state = redis.call('HGET', KEYS[1], 'state')
+-- Four commands on the common path: this runs once per run.
+local state, killed, deliveries, attempts =
+  unpack(redis.call('HMGET', KEYS[1], 'state', 'killed', 'deliveries', 'attempts'))
 if state == 'SUCCESS' or state == 'FAILURE' or state == 'REVOKED'
    or state == 'EXPIRED' or state == 'DEAD' then
   return {'DONE', 0, 0}
@@ -16,21 +18,24 @@ end
 if redis.call('ZSCORE', KEYS[3], ARGV[1]) then
   return {'REVOKE', 0, 0}
 end
-local killed = redis.call('HGET', KEYS[1], 'killed')
 if killed then
   return {'KILLED', 0, 0, killed}
 end
-if not state then  -- queued by a producer that wrote no record: adopt it
-  redis.call('HSET', KEYS[1], 'task', ARGV[5], 'queue', ARGV[6], 'created_at', ARGV[7])
-end
 -- deliveries counts this round (reset by a retry); attempts counts every execution
-local deliveries = redis.call('HINCRBY', KEYS[1], 'deliveries', 1)
+deliveries = tonumber(deliveries or 0) + 1
+attempts = tonumber(attempts or 0)
+local fields = {'deliveries', deliveries}
+if not state then  -- queued by a producer that wrote no record: adopt it
+  fields = {'deliveries', deliveries, 'task', ARGV[5], 'queue', ARGV[6], 'created_at', ARGV[7]}
+end
 local max = tonumber(ARGV[8])
 if max > 0 and deliveries > max then
-  return {'DEAD', tonumber(redis.call('HGET', KEYS[1], 'attempts') or 0), deliveries - 1}
+  redis.call('HSET', KEYS[1], unpack(fields))
+  return {'DEAD', attempts, deliveries - 1}
 end
-redis.call('HSET', KEYS[1], 'state', 'STARTED', 'started_at', ARGV[3], 'worker', ARGV[2])
-local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+attempts = attempts + 1
+redis.call('HSET', KEYS[1], 'state', 'STARTED', 'started_at', ARGV[3], 'worker', ARGV[2],
+           'attempts', attempts, unpack(fields))
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*',
            'kind', 'run', 'id', ARGV[1], 'state', 'STARTED', 'task', ARGV[5], 'queue', ARGV[6])
 return {'STARTED', attempts, deliveries}

@@ -1,5 +1,5 @@
 -- Submit one run under an idempotency key: the check and the submission in one script.
--- Loaded after submit.lua wrapped as `local function submit()` (sdk/idempotency.py).
+-- Loaded after submit.lua wrapped as `local function submit(KEYS, ARGV)` (sdk/idempotency.py).
 -- KEYS: 1-5 as submit.lua, 6 the idempotency key
 -- ARGV: as submit.lua, then two more: the answer to remember (JSON), its ttl (s)
 -- Returns {1} when the run was created (and the key now names it),
@@ -11,7 +11,7 @@ local found = redis.call('GET', KEYS[6])
 if found then
   return {0, found}
 end
-local created = submit()
+local created = submit(KEYS, ARGV)
 if created == 1 then
   redis.call('SET', KEYS[6], answer, 'EX', ttl)
 end

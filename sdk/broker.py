@@ -79,6 +79,25 @@ def plan_submit(keys: Keys, limits: Limits, sub: Submission) -> tuple[list[str],
     return [target, keys.run(m.id), keys.runs, keys.events, keys.queues], args
 
 
+SUBMIT_CHUNK = 500  # runs per submit_many.lua call: a bounded script, a bounded reply
+
+
+def plan_submit_many(
+    keys: Keys, limits: Limits, subs: Sequence[Submission]
+) -> list[tuple[list[str], list[Any]]]:
+    """submit_many.lua calls for ``subs``, ``SUBMIT_CHUNK`` runs each."""
+    calls = []
+    for start in range(0, len(subs), SUBMIT_CHUNK):
+        all_keys: list[str] = []
+        all_args: list[Any] = []
+        for sub in subs[start : start + SUBMIT_CHUNK]:
+            k, a = plan_submit(keys, limits, sub)
+            all_keys += k
+            all_args += [len(a), *a]
+        calls.append((all_keys, all_args))
+    return calls
+
+
 def plan_revoke(
     keys: Keys, limits: Limits, run_id: str, terminate: bool
 ) -> tuple[list[str], list[Any]]:
@@ -147,8 +166,9 @@ class Broker:
         if len(subs) == 1:
             k, a = plan_submit(self.keys, self.limits, subs[0])
             return [bool(self.scripts["submit"](k, a))]
-        calls = [plan_submit(self.keys, self.limits, sub) for sub in subs]
-        return [bool(x) for x in script_calls(self.redis, self.scripts["submit"], calls)]
+        calls = plan_submit_many(self.keys, self.limits, subs)
+        replies = script_calls(self.redis, self.scripts["submit_many"], calls)
+        return [bool(x) for chunk in replies for x in chunk]
 
     def run(self, run_id: str) -> Fields | None:
         fields = cast(Fields, self.redis.hgetall(self.keys.run(run_id)))
@@ -222,12 +242,13 @@ class AsyncBroker:
 
     async def submit(self, subs: Sequence[Submission]) -> list[bool]:
         """Queue runs; concurrent callers share round trips (see sdk/pipelining.py)."""
-        script = self.scripts["submit"]
-        calls = [plan_submit(self.keys, self.limits, sub) for sub in subs]
-        if len(calls) == 1:  # the common case, without gather's task
-            return [bool(await self.auto.script(script, *calls[0]))]
+        if len(subs) == 1:
+            k, a = plan_submit(self.keys, self.limits, subs[0])
+            return [bool(await self.auto.script(self.scripts["submit"], k, a))]
+        script = self.scripts["submit_many"]
+        calls = plan_submit_many(self.keys, self.limits, subs)
         replies = await asyncio.gather(*(self.auto.script(script, k, a) for k, a in calls))
-        return [bool(x) for x in replies]
+        return [bool(x) for chunk in replies for x in chunk]
 
     async def run(self, run_id: str) -> Fields | None:
         fields = cast(Fields, await self.auto.execute("HGETALL", self.keys.run(run_id)))

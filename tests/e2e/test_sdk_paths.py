@@ -57,6 +57,24 @@ def test_async_twins_through_either_path(producer: App, start_worker: WorkerFact
     assert asyncio.run(main()) == [0, 2, 4, 6, 8]  # a second loop gets its own clients
 
 
+def test_submit_many_sends_batches_through_either_path(
+    producer: App, start_worker: WorkerFactory
+) -> None:
+    start_worker("threads", "-c", "4")
+
+    @producer.task(name="t.add")
+    def add(x: int, y: int) -> int:
+        raise AssertionError("runs remotely")
+
+    results = add.submit_many(((i, 1) for i in range(2_500)), priority=7)  # three batches
+    assert len({r.id for r in results}) == 2_500
+    assert [r.get(timeout=30) for r in results[::250]] == [i + 1 for i in range(0, 2_500, 250)]
+    later = asyncio.run(add.submit_many_async([(1, 1), (2, 2)]))
+    assert [r.get(timeout=5) for r in later] == [2, 4]
+    with pytest.raises(TypeError, match="same id"):
+        add.submit_many([(1, 1)], task_id="one")
+
+
 def test_unknown_task_through_the_gateway_is_refused_at_submit(
     redis_url: str, make_gateway: Callable[..., Gateway]
 ) -> None:

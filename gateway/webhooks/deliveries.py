@@ -150,12 +150,20 @@ class Deliveries:
         first = await self._redis.zrange(self._keys.webhooks_due, 0, 0, withscores=True)
         return int(first[0][1]) if first else None
 
-    async def load(self, run_id: str) -> Delivery | None:
-        raw = cast(dict[bytes, bytes], await self._redis.hgetall(self._keys.webhook(run_id)))
-        found = _delivery(run_id, raw) if raw else None
-        if found is None:  # expired or malformed: nothing left to deliver
-            await self._redis.zrem(self._keys.webhooks_due, run_id)
-        return found
+    async def load(self, run_ids: list[str]) -> list[Delivery]:
+        """The claimed deliveries, read in one round trip; any that expired (or are
+        malformed) are dropped from the due zset, as nothing is left to deliver."""
+        if not run_ids:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for run_id in run_ids:
+                pipe.hgetall(self._keys.webhook(run_id))
+            raws = cast(list[dict[bytes, bytes]], await pipe.execute())
+        found = [_delivery(i, raw) if raw else None for i, raw in zip(run_ids, raws, strict=True)]
+        gone = [i for i, d in zip(run_ids, found, strict=True) if d is None]
+        if gone:
+            await self._redis.zrem(self._keys.webhooks_due, *gone)
+        return [d for d in found if d is not None]
 
     async def record(
         self, d: Delivery, attempt: dict[str, Any], state: str, next_ms: int | None

@@ -2,9 +2,13 @@
 
 ``intake`` queues deliveries from the events stream (consumer group ``webhooks``);
 ``deliver`` claims due deliveries and makes one attempt each, at most ``CONCURRENCY`` at a
-time. Both survive Redis outages (backing off) and any surprise (logged). Stopping cancels
-attempts in flight; their claims lapse after the lease and another gateway (or this one,
-restarted) makes them again, with the same ``webhook-id``.
+time and at most ``RATE`` started a second, claimed ``BURST`` at a time. The rate cap
+bounds the share of the event loop (which also serves the API) that webhooks can take,
+whatever the backlog: after a long receiver outage the overdue retries are spread out,
+not started as a thundering herd. Both loops survive Redis outages (backing off) and any
+surprise (logged). Stopping cancels attempts in flight; their claims lapse after the
+lease and another gateway (or this one, restarted) makes them again, with the same
+``webhook-id``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import redis.exceptions as redis_errors
 
 from gateway.webhooks import guard
 from gateway.webhooks.deliveries import Deliveries, Delivery
+from gateway.webhooks.pace import TokenBucket
 from gateway.webhooks.schedule import Schedule
 from gateway.webhooks.sender import DELIVERED, DISABLED, Attempt, Sender
 from sdk.config import Settings
@@ -28,7 +33,9 @@ from sdk.protocol import now_ms, rfc3339
 
 log = logging.getLogger(__name__)
 
-CONCURRENCY = 64
+CONCURRENCY = 64  # attempts in flight (slow receivers hold them up to the timeout)
+RATE = 300.0  # attempts started a second, per gateway process (replicas add up)
+BURST = 10  # attempts claimed and started together
 BLOCK_MS = 5_000
 BATCH = 100
 RECLAIM_EVERY = 5.0  # seconds between looks for events a dead gateway left unacknowledged
@@ -66,7 +73,9 @@ class Dispatcher:
         self._lease_ms = int((2 * settings.webhook_timeout + guard.RESOLVE_TIMEOUT + 5) * 1000)
         self._consumer = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self._wake = asyncio.Event()
-        self._slots = asyncio.Semaphore(CONCURRENCY)
+        self._bucket = TokenBucket(RATE, BURST)
+        self._slot_wanted = False  # the delivery loop waits for an attempt to end
+        self._sleep_until = 0.0  # ms; the delivery loop sleeps until then (0: it is busy)
         self._tasks: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._reclaimed_at = 0.0
@@ -109,32 +118,58 @@ class Dispatcher:
     async def _deliver(self) -> None:
         while True:
             free = CONCURRENCY - len(self._tasks)
-            claimed = await self._deliveries.claim(free, self._lease_ms) if free > 0 else []
-            for run_id in claimed:
-                task = asyncio.create_task(self._attempt(run_id))
+            if free <= 0:
+                await self._wait_for_slot()
+                continue
+            want = min(free, BURST)
+            await asyncio.sleep(self._bucket.wait(want))  # sleep(0) yields between batches
+            claimed = await self._deliveries.claim(want, self._lease_ms)
+            self._bucket.take(len(claimed))
+            for delivery in await self._deliveries.load(claimed):
+                task = asyncio.create_task(self._attempt(delivery))
                 self._tasks.add(task)
                 task.add_done_callback(self._done)
-            if len(claimed) < free:
-                await self._sleep()
+            if len(claimed) < want:
+                await self._sleep()  # nothing else is due now
+
+    async def _wait_for_slot(self) -> None:
+        self._slot_wanted = True
+        self._wake.clear()
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), IDLE_POLL)
+        finally:
+            self._slot_wanted = False
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        self._wake.set()  # a free slot, and maybe an earlier due time
+        if self._slot_wanted:
+            self._wake.set()
+
+    def _due_at(self, at_ms: int) -> None:
+        """A delivery was rescheduled: wake the delivery loop if it sleeps past that."""
+        if at_ms < self._sleep_until:
+            self._wake.set()
 
     async def _sleep(self) -> None:
-        due = await self._deliveries.next_due()
-        wait = IDLE_POLL if due is None else min(max((due - now_ms()) / 1000, 0.0), IDLE_POLL)
+        """Until the next delivery is due, a new one is queued, or ``IDLE_POLL`` (another
+        gateway may have queued or rescheduled one)."""
         self._wake.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), wait)
-
-    async def _attempt(self, run_id: str) -> None:
+        self._sleep_until = now_ms() + IDLE_POLL * 1000
         try:
-            delivery = await self._deliveries.load(run_id)
-            if delivery is not None:
-                await self._record(delivery, await self._try(delivery))
+            due = await self._deliveries.next_due()
+            if due is not None:
+                self._sleep_until = min(self._sleep_until, max(due, now_ms()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), (self._sleep_until - now_ms()) / 1000)
+        finally:
+            self._sleep_until = 0.0
+
+    async def _attempt(self, delivery: Delivery) -> None:
+        try:
+            await self._record(delivery, await self._try(delivery))
         except Exception:  # its claim lapses and the attempt is made again later
-            log.exception("webhook attempt for run %s failed", run_id)
+            log.exception("webhook attempt for run %s failed", delivery.run_id)
 
     async def _try(self, d: Delivery) -> Attempt:
         try:
@@ -152,5 +187,7 @@ class Dispatcher:
             state = "pending" if next_ms is not None else "failed"
         if not await self._deliveries.record(d, attempt.public(), state, next_ms):
             log.warning("webhook attempt %d of run %s was recorded elsewhere", number, d.run_id)
-        elif state != "pending":
+        elif next_ms is not None:
+            self._due_at(next_ms)
+        else:
             log.info("webhook of run %s %s after %d attempt(s)", d.run_id, state, number)

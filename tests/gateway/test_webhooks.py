@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -10,6 +11,8 @@ import httpx
 import pytest
 import redis
 
+from gateway.webhooks.dispatch import CONCURRENCY
+from gateway.webhooks.pace import TokenBucket
 from tests.conftest import Gateway
 from tests.gateway.conftest import KEYS, LOCAL_HOOKS, WEBHOOK_SECRET, finish, register
 from tests.gateway.receiver import Receiver
@@ -181,6 +184,44 @@ def test_receiver_down_then_up_and_gateway_restarted(
             assert webhook["attempts"][-1]["status"] == 204
     finally:
         receiver.stop()
+
+
+def test_slots_all_held_by_a_slow_receiver_leave_the_gateway_serving(
+    r: redis.Redis, redis_url: str, make_gateway: Callable[..., Gateway], receiver: Receiver
+) -> None:
+    """More deliveries due than attempt slots: the dispatcher waits for a free slot (it
+    must not spin), so the API answers while every slot is held."""
+    register(r, add)
+    gw = make_gateway(redis_url=redis_url, **{**FAST, "webhook_timeout": 20})
+    release = threading.Event()
+    receiver.reply = lambda path, n: (204, {}) if release.wait(20) else (503, {})
+    try:
+        ids = [submit(gw.client, f"{receiver.url}/held") for _ in range(CONCURRENCY + 16)]
+        for run_id in ids:
+            finish(r, run_id)
+        wait_for(lambda: len(receiver.hits) >= CONCURRENCY)
+        time.sleep(0.3)  # a spinning dispatcher would hold the event loop by now
+        assert gw.client.get(f"/runs/{ids[-1]}").json()["webhook"]["state"] == "pending"
+        assert len(receiver.hits) == CONCURRENCY  # no attempt past the slots
+    finally:
+        release.set()
+    wait_for(lambda: len(receiver.delivered()) == len(ids))
+    assert set(receiver.delivered()) == {f"msg_{i}" for i in ids}
+
+
+def test_token_bucket_spreads_a_backlog() -> None:
+    now = [0.0]
+    bucket = TokenBucket(100, 10, clock=lambda: now[0])
+    assert bucket.wait(10) == 0  # a burst goes at once
+    bucket.take(10)
+    assert bucket.wait(10) == pytest.approx(0.1)  # then it refills at the rate
+    assert bucket.wait(1) == pytest.approx(0.01)
+    now[0] = 0.05
+    assert bucket.wait(10) == pytest.approx(0.05)
+    now[0] = 60.0
+    assert bucket.wait(10) == 0 and bucket.wait(1_000) == 0  # never more than a burst saved
+    bucket.take(10)
+    assert bucket.wait(1) == pytest.approx(0.01)
 
 
 @pytest.mark.parametrize(

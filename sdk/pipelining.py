@@ -19,10 +19,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import hiredis
 import redis
 import redis.asyncio as aredis
 from redis.commands.core import AsyncScript, Script
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 MAX_BATCH = 512  # commands per pipeline
 MAX_IN_FLIGHT = 2  # pipelines under way at once; more commands wait for the next tick
@@ -135,10 +136,35 @@ class AutoPipeline:
                 item.future.set_result(reply)
 
     async def _pipeline(self, batch: Sequence[_Pending]) -> list[Any]:
-        pipe = self._client.pipeline(transaction=False)
-        for item in batch:
-            pipe.execute_command(*item.args, **item.options)
-        return list(await pipe.execute(raise_on_error=False))
+        """Write the batch as one buffer and read the replies in order. Packed by hiredis:
+        redis-py's asyncio client packs in Python, which cost a third of the gateway's
+        CPU on a batch submission. Like the client, it tries once more on a fresh
+        connection when a pooled one went stale (a Redis restart)."""
+        packed = b"".join(hiredis.pack_command(item.args) for item in batch)
+        try:
+            return await self._exchange(packed, batch)
+        except (redis.ConnectionError, redis.TimeoutError):
+            return await self._exchange(packed, batch)
+
+    async def _exchange(self, packed: bytes, batch: Sequence[_Pending]) -> list[Any]:
+        pool: Any = self._client.connection_pool  # redis-py leaves it untyped
+        connection = await pool.get_connection()
+        try:
+            await connection.send_packed_command(packed)
+            return [await self._reply(connection, item) for item in batch]
+        except BaseException:
+            await connection.disconnect()  # replies may be left unread on it
+            raise
+        finally:
+            await pool.release(connection)
+
+    async def _reply(self, connection: Any, item: _Pending) -> Any:
+        try:
+            reply = await connection.read_response()
+        except ResponseError as exc:  # this command's error; the connection reads on
+            return exc
+        callback = self._client.response_callbacks.get(str(item.args[0]).upper())
+        return callback(reply, **item.options) if callback else reply
 
     async def _reload(
         self, batch: list[_Pending], replies: list[Any], missing: list[_Pending]

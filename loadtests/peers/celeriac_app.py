@@ -1,0 +1,30 @@
+"""Celeriac's side of the benchmark: the tasks its workers import (``-A`` this module)."""
+
+from __future__ import annotations
+
+import os
+
+from sdk import App
+
+app = App("bench", redis_url=os.environ.get("BENCH_REDIS_URL"))
+
+
+@app.task(name="bench.add")
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+@app.task(name="bench.echo")
+def echo(s: str) -> str:
+    return s
+
+
+# The asyncio pool runs coroutines on its loop; these are what a user of that pool writes.
+@app.task(name="bench.add_async")
+async def add_async(x: int, y: int) -> int:
+    return x + y
+
+
+@app.task(name="bench.echo_async")
+async def echo_async(s: str) -> str:
+    return s

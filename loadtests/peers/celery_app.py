@@ -1,0 +1,29 @@
+"""Celery 5's side of the benchmark: broker and result backend on BENCH_REDIS_URL.
+
+Celery's defaults, but for mingle and gossip (worker-to-worker chatter at start-up and
+while running, which only costs a single worker time) and a quiet log.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+app = Celery("bench", broker=URL, backend=URL)
+app.conf.update(
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+)
+
+
+@app.task(name="bench.add")
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+@app.task(name="bench.echo")
+def echo(s: str) -> str:
+    return s

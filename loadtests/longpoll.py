@@ -185,6 +185,7 @@ def main() -> None:
     parser.add_argument("--redis-url", default=None)
     parser.add_argument("--window", type=float, default=10.0, help="seconds per rate sample")
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--gateway-workers", type=int, default=1, help="gateway processes")
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument(
         "--task-seconds",
@@ -211,7 +212,9 @@ def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
     r = redis.Redis.from_url(url)
     r.flushall()
     port = free_port()
-    gateway = spawn("gateway", "--redis-url", url, "--port", str(port))
+    gateway = spawn(
+        "gateway", "--redis-url", url, "--port", str(port), "--workers", str(args.gateway_workers)
+    )
     try:
         wait_until(
             lambda: httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200,

@@ -134,6 +134,9 @@ def _memory_rows(pools: dict[str, list[str]], kind: str) -> Iterator[Row]:
     for label in _labels(pools):
         has = {s: f"{label} | {kind}" for s, ps in pools.items() if label in ps}
         yield Row(f"worker tree RSS after drain, {label}, {kind} (MB)", "rss MB", has, "MB", False)
+    for label in _labels(pools):  # PSS counts a page shared by prefork processes once
+        has = {s: f"{label} | {kind}" for s, ps in pools.items() if label in ps}
+        yield Row(f"worker tree PSS after drain, {label}, {kind} (MB)", "pss MB", has, "MB", False)
 
 
 def _command_rows(pools: dict[str, list[str]], kind: str) -> Iterator[Row]:

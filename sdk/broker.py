@@ -7,6 +7,8 @@ and executed by a thin sync or async driver, so the two never drift apart.
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -160,6 +162,7 @@ class Broker:
         self.scripts: dict[str, Script] = {
             n: client.register_script(scripts.source(n)) for n in scripts.NAMES
         }
+        self._listeners = threading.local()
 
     def submit(self, subs: Sequence[Submission]) -> list[bool]:
         """Queue runs in one round trip; False where the id already existed."""
@@ -183,18 +186,31 @@ class Broker:
         fields = self.run(run_id)
         if fields is None or is_terminal(fields) or timeout <= 0:
             return fields
-        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        pubsub, channel = self._listener(), self.keys.done_channel(run_id)
         try:
-            pubsub.subscribe(self.keys.done_channel(run_id))
+            pubsub.subscribe(channel)
             deadline = time.monotonic() + timeout
             while not is_terminal(fields := self.run(run_id)):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                pubsub.get_message(timeout=remaining)
+                pubsub.get_message(timeout=remaining)  # a stale message only re-reads
             return fields
         finally:
-            pubsub.close()
+            try:
+                pubsub.unsubscribe(channel)
+            except redis.RedisError:
+                pubsub.close()
+                self._listeners.pubsub = None
+
+    def _listener(self) -> Any:
+        """This thread's subscriber connection, kept from one wait to the next (a new
+        one per wait cost a TCP connect and handshake per result)."""
+        held = getattr(self._listeners, "pubsub", None)
+        if held is None or held[0] != os.getpid():  # none yet, or inherited over a fork
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            self._listeners.pubsub = held = (os.getpid(), pubsub)
+        return held[1]
 
     def tasks(self) -> dict[str, Any]:
         return decode_hash(cast(Fields, self.redis.hgetall(self.keys.tasks)))

@@ -7,6 +7,7 @@ name, so it first finishes the runs its predecessor left pending.
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -44,6 +45,9 @@ class PreforkPool:
         return self._slots.handles
 
     def _spawn(self, target: SlotTarget, index: int) -> BaseProcess:
+        # Objects the parent made so far are left out of every later collection, so a
+        # child's collector never writes to them and their pages stay shared with it.
+        gc.freeze()
         child = _ctx.Process(
             target=_child,
             args=(target, index, self._stop),

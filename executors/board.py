@@ -16,7 +16,8 @@ _ID_BYTES = 128
 class SlotBoard:
     def __init__(self, slots: int) -> None:
         self._ids = [multiprocessing.Array(ctypes.c_char, _ID_BYTES) for _ in range(slots)]
-        self._deadlines = multiprocessing.Array(ctypes.c_double, slots)
+        # Read and written only under the slot's id lock, so it needs no lock of its own.
+        self._deadlines = multiprocessing.Array(ctypes.c_double, slots, lock=False)
 
     def running(self, index: int, run_id: str, hard_limit: float | None) -> None:
         """Slot ``index`` starts ``run_id``; it must end within ``hard_limit`` seconds."""

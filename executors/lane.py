@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import hiredis
 import redis
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
@@ -36,7 +37,10 @@ class ScriptLane:
             raise
 
     def _evalsha(self, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        self._connection.send_command("EVALSHA", self._script.sha, len(keys), *keys, *args)
+        # Packed by hiredis straight away: the connection's packer first copies every
+        # argument through a Python generator, which cost a tenth of the slot's CPU.
+        command = ("EVALSHA", self._script.sha, len(keys), *keys, *args)
+        self._connection.send_packed_command([hiredis.pack_command(command)])
         return self._connection.read_response()
 
     def close(self) -> None:

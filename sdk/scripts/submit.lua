@@ -4,8 +4,13 @@
 -- ARGV: 1 mode ("stream"|"delayed"), 2 due ms (delayed only), 3 run id, 4 env, 5 body,
 --       6 created ms, 7 history size, 8 events maxlen, 9 queue, 10 task, 11 state,
 --       12.. extra record fields as name/value pairs
--- Returns 1 when created, 0 when a run with this id already exists (nothing changes).
-if redis.call('EXISTS', KEYS[2]) == 1 then
+-- Returns 1 when created, 0 when another run with this id already exists (nothing
+-- changes). The same submission sent again, byte for byte, also returns 1 and changes
+-- nothing: a client library re-sends a call whose reply a dropped connection lost.
+local held = redis.call('HGET', KEYS[2], 'env')
+if held == ARGV[4] then
+  return 1
+elseif held or redis.call('EXISTS', KEYS[2]) == 1 then
   return 0
 end
 local record = {'task', ARGV[10], 'state', ARGV[11], 'queue', ARGV[9],

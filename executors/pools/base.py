@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
@@ -87,13 +88,37 @@ class Slots(Generic[H]):
         return sum(not self._ended(h) for h in self.handles.values())
 
 
-def run_logged(target: SlotTarget, index: int, stop: StopFlag) -> bool:
-    """Run a slot; a crash is logged (the slot will be replaced). True if it ended cleanly."""
-    try:
-        target(index, stop)
-    except Exception:
-        log.exception("slot %d crashed; it will be replaced", index)
-        return False
+def run_logged(
+    target: SlotTarget, index: int, stop: StopFlag, pause: float = 0.5, max_pause: float = 30.0
+) -> bool:
+    """Run a slot; a crash is logged and the slot starts over in the same thread or child.
+
+    The pause before each new start doubles while the slot keeps crashing soon after it
+    starts, so a fault that persists (Redis out of memory, a key of the wrong type) is a
+    traceback every half minute, not ten a second. True if the slot ended cleanly.
+    """
+    delay = pause
+    while True:
+        started = time.monotonic()
+        try:
+            target(index, stop)
+            return True
+        except Exception:
+            if time.monotonic() - started > max_pause:  # it had worked for a while
+                delay = pause
+            log.exception("slot %d crashed; it starts again in %.1fs", index, delay)
+        if _sleep(stop, delay):
+            return False
+        delay = min(delay * 2, max_pause)
+
+
+def _sleep(stop: StopFlag, seconds: float) -> bool:
+    """Sleep unless ``stop`` is set first; True if it was."""
+    deadline = time.monotonic() + seconds
+    while not stop.is_set():
+        if (left := deadline - time.monotonic()) <= 0:
+            return False
+        time.sleep(min(0.05, left))
     return True
 
 

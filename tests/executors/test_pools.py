@@ -152,3 +152,18 @@ def test_max_tasks_per_child_replaces_the_child(start_worker: WorkerFactory, app
     start_worker("prefork", "-c", "1", "--max-tasks-per-child", "2")
     pids = [app.send_task("t.pid", []).get(timeout=10) for _ in range(4)]
     assert pids[0] == pids[1] and pids[2] == pids[3] and pids[1] != pids[2]
+
+
+@pytest.mark.parametrize("kind", ["prefork", "threads"])
+def test_a_slot_that_keeps_crashing_backs_off_then_recovers(
+    kind: str, start_worker: WorkerFactory, app: App, r: redis.Redis, tmp_path: Path
+) -> None:
+    start_worker(kind, "-c", "1", name="crashy")
+    stream = Keys().stream("default", 5)
+    r.delete(stream)
+    r.set(stream, "not a stream")  # every read of the queue now fails with WRONGTYPE
+    time.sleep(3.0)
+    crashes = (tmp_path / "crashy.log").read_text().count("crashed")
+    assert 1 <= crashes <= 4  # pauses of 0.5, 1 and 2 s; replaced at each 0.1 s tick: ~30
+    r.delete(stream)  # the fault goes away: the slot comes back by itself
+    assert app.send_task("t.add", [2, 3]).get(timeout=30) == 5

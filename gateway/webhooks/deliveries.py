@@ -8,11 +8,14 @@
   ``RECLAIM_IDLE_MS``. Queuing twice is harmless: the script acts once per run.
 - ``webhook_claim.lua`` hands each due delivery to one gateway by moving its due time a
   lease ahead; ``webhook_record.lua`` stores the attempt only if no other gateway stored
-  that attempt number first, then reschedules, or ends, the delivery.
+  that attempt number first, then reschedules, or ends, the delivery. A gateway that
+  stops hands the claims of its unfinished attempts back with ``webhook_release.lua``;
+  one that dies leaves them to lapse with the lease.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -69,7 +72,7 @@ class Deliveries:
         self._ttl_s = ttl_s
         self._scripts = {
             n: client.register_script(scripts.source(n))
-            for n in ("webhook_enqueue", "webhook_claim", "webhook_record")
+            for n in ("webhook_enqueue", "webhook_claim", "webhook_record", "webhook_release")
         }
 
     # -- queuing, from the events stream ---------------------------------------------------
@@ -139,11 +142,20 @@ class Deliveries:
         return int(await self._scripts["webhook_enqueue"](keys, args))
 
     # -- attempts ------------------------------------------------------------------------------
-    async def claim(self, limit: int, lease_ms: int) -> list[str]:
-        ids = await self._scripts["webhook_claim"](
-            [self._keys.webhooks_due], [p.now_ms(), lease_ms, limit]
-        )
-        return [i.decode() for i in cast(list[bytes], ids)]
+    async def claim(self, limit: int, lease_ms: int) -> tuple[list[str], int]:
+        """Up to ``limit`` due deliveries, and when (ms) this claim on them lapses."""
+        now = p.now_ms()
+        due = [self._keys.webhooks_due]
+        ids = await self._scripts["webhook_claim"](due, [now, lease_ms, limit])
+        return [i.decode() for i in cast(list[bytes], ids)], now + lease_ms
+
+    async def release(self, claims: Sequence[tuple[str, int]]) -> int:
+        """Make claimed deliveries (run id, lease end) due now again, each only if no
+        attempt was recorded since; returns how many were handed back."""
+        args: list[Any] = [p.now_ms()]
+        for run_id, until in claims:
+            args += [run_id, until]
+        return int(await self._scripts["webhook_release"]([self._keys.webhooks_due], args))
 
     async def next_due(self) -> int | None:
         """When the earliest pending delivery is due (ms), or None when none is pending."""

@@ -6,9 +6,10 @@ time and at most ``RATE`` started a second, claimed ``BURST`` at a time. The rat
 bounds the share of the event loop (which also serves the API) that webhooks can take,
 whatever the backlog: after a long receiver outage the overdue retries are spread out,
 not started as a thundering herd. Both loops survive Redis outages (backing off) and any
-surprise (logged). Stopping cancels attempts in flight; their claims lapse after the
-lease and another gateway (or this one, restarted) makes them again, with the same
-``webhook-id``.
+surprise (logged). Stopping cancels attempts in flight and hands their claims back, due
+at once, so another gateway (or this one, restarted) makes them again without waiting
+for the lease, with the same ``webhook-id``. A gateway that dies leaves its claims to
+lapse after the lease.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ BATCH = 100
 RECLAIM_EVERY = 5.0  # seconds between looks for events a dead gateway left unacknowledged
 IDLE_POLL = 1.0  # at most this long between looks at the due zset
 BACKOFF_MIN, BACKOFF_MAX = 0.1, 2.0
+RELEASE_TIMEOUT = 2.0  # seconds a stopping gateway spends handing its claims back
 
 
 async def forever(step: Callable[[], Awaitable[None]], name: str) -> None:
@@ -76,7 +78,7 @@ class Dispatcher:
         self._bucket = TokenBucket(RATE, BURST)
         self._slot_wanted = False  # the delivery loop waits for an attempt to end
         self._sleep_until = 0.0  # ms; the delivery loop sleeps until then (0: it is busy)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], tuple[str, int]] = {}  # -> run id, lease end
         self._loops: list[asyncio.Task[None]] = []
         self._reclaimed_at = 0.0
 
@@ -88,6 +90,7 @@ class Dispatcher:
         ]
 
     async def stop(self) -> None:
+        held = list(self._tasks.values())
         for task in [*self._loops, *self._tasks]:
             task.cancel()
         for task in [*self._loops, *self._tasks]:
@@ -95,10 +98,10 @@ class Dispatcher:
                 await task
         self._loops.clear()
         await self._sender.aclose()
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._tasks)
+        if held:  # best effort: if Redis is away, the claims lapse with the lease
+            with contextlib.suppress(redis_errors.RedisError, OSError, TimeoutError):
+                released = await asyncio.wait_for(self._deliveries.release(held), RELEASE_TIMEOUT)
+                log.info("handed back %d webhook attempts in flight", released)
 
     # -- intake ------------------------------------------------------------------------------
     async def _intake(self) -> None:
@@ -123,11 +126,11 @@ class Dispatcher:
                 continue
             want = min(free, BURST)
             await asyncio.sleep(self._bucket.wait(want))  # sleep(0) yields between batches
-            claimed = await self._deliveries.claim(want, self._lease_ms)
+            claimed, until = await self._deliveries.claim(want, self._lease_ms)
             self._bucket.take(len(claimed))
             for delivery in await self._deliveries.load(claimed):
                 task = asyncio.create_task(self._attempt(delivery))
-                self._tasks.add(task)
+                self._tasks[task] = (delivery.run_id, until)
                 task.add_done_callback(self._done)
             if len(claimed) < want:
                 await self._sleep()  # nothing else is due now
@@ -142,7 +145,7 @@ class Dispatcher:
             self._slot_wanted = False
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+        self._tasks.pop(task, None)
         if self._slot_wanted:
             self._wake.set()
 

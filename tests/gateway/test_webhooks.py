@@ -13,6 +13,7 @@ import redis
 
 from gateway.webhooks.dispatch import CONCURRENCY
 from gateway.webhooks.pace import TokenBucket
+from sdk.protocol import now_ms
 from tests.conftest import Gateway
 from tests.gateway.conftest import KEYS, LOCAL_HOOKS, WEBHOOK_SECRET, finish, register
 from tests.gateway.receiver import Receiver
@@ -172,9 +173,8 @@ def test_receiver_down_then_up_and_gateway_restarted(
     time.sleep(1.0)
     receiver = Receiver(WEBHOOK_SECRET, port=receiver.port).start()
     try:
-        # An attempt the first gateway had claimed when it stopped stays claimed for the
-        # lease (about 14 s with these settings) before the second may make it.
-        wait_for(lambda: len(receiver.delivered()) == len(ids), timeout=45)
+        # The first gateway handed back what it had claimed when it stopped.
+        wait_for(lambda: len(receiver.delivered()) == len(ids), timeout=30)
         assert set(receiver.delivered()) == {f"msg_{i}" for i in ids}
         assert all(h.error is None for h in receiver.hits)
         for run_id in ids:
@@ -184,6 +184,31 @@ def test_receiver_down_then_up_and_gateway_restarted(
             assert webhook["attempts"][-1]["status"] == 204
     finally:
         receiver.stop()
+
+
+def test_a_stopping_gateway_hands_its_attempts_back(
+    r: redis.Redis, redis_url: str, make_gateway: Callable[..., Gateway], receiver: Receiver
+) -> None:
+    """Attempts in flight when a gateway stops are due again at once, not after the lease
+    (50 s with a 20 s timeout), so another gateway makes them straight away."""
+    register(r, add)
+    first = make_gateway(redis_url=redis_url, **{**FAST, "webhook_timeout": 20})
+    hold = threading.Event()
+    receiver.reply = lambda path, n: (204, {}) if hold.wait(20) else (503, {})
+    ids = [submit(first.client, f"{receiver.url}/held") for _ in range(3)]
+    for run_id in ids:
+        finish(r, run_id)
+    wait_for(lambda: len(receiver.hits) == 3)  # every attempt is in flight, held
+    first.stop()
+    due = dict(r.zrange(KEYS.webhooks_due, 0, -1, withscores=True))
+    assert set(due) == {i.encode() for i in ids}
+    assert all(score <= now_ms() for score in due.values())
+    hold.set()
+    second = make_gateway(redis_url=redis_url, **FAST)
+    for run_id in ids:
+        webhook = wait_for(lambda i=run_id: settled(second.client, i), timeout=10)
+        assert webhook["state"] == "delivered"
+        assert [a["status"] for a in webhook["attempts"]] == [204]  # the cancelled one left none
 
 
 def test_slots_all_held_by_a_slow_receiver_leave_the_gateway_serving(

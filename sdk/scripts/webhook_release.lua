@@ -1,0 +1,15 @@
+-- Hand claimed webhook deliveries back, due now, so another gateway makes them at once.
+-- Each only if its due time is still the lease its claim set: an attempt recorded since
+-- has moved it (or removed it), and a lapsed claim may belong to another gateway now.
+-- KEYS: 1 due zset
+-- ARGV: 1 now ms, then pairs of run id and the end of its claim's lease (ms)
+-- Returns how many were handed back.
+local n = 0
+for i = 2, #ARGV, 2 do
+  local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if score and tonumber(score) == tonumber(ARGV[i + 1]) then
+    redis.call('ZADD', KEYS[1], 'XX', ARGV[1], ARGV[i])
+    n = n + 1
+  end
+end
+return n

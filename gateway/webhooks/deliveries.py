@@ -111,13 +111,15 @@ class Deliveries:
 
     async def queue(self, entries: list[Entry]) -> int:
         """Queue the deliveries these events call for, then acknowledge them all."""
-        runs = {
-            f[b"id"].decode()
-            for _eid, f in entries
-            if f.get(b"kind") == b"run" and f.get(b"state") in _TERMINAL and b"id" in f
-        }
+        runs = sorted(
+            {
+                f[b"id"].decode()
+                for _eid, f in entries
+                if f.get(b"kind") == b"run" and f.get(b"state") in _TERMINAL and b"id" in f
+            }
+        )
         queued = 0
-        for run_id in runs:
+        for run_id in await self._wanting(runs):
             queued += await self._queue_one(run_id)
         if entries:
             await self._redis.xack(
@@ -125,14 +127,23 @@ class Deliveries:
             )
         return queued
 
+    async def _wanting(self, run_ids: list[str]) -> list[str]:
+        """The runs that have a callback URL and no webhook yet, read in one round trip:
+        every run's finish passes here, and most have no callback."""
+        if not run_ids:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for run_id in run_ids:
+                pipe.hmget(self._keys.run(run_id), [p.F_CALLBACK, p.F_WEBHOOK])
+            replies = cast(list[list[bytes | None]], await pipe.execute())
+        return [i for i, (url, done) in zip(run_ids, replies, strict=True) if url and not done]
+
     async def _queue_one(self, run_id: str) -> int:
         run_key = self._keys.run(run_id)
-        callback, done = cast(
-            list[bytes | None], await self._redis.hmget(run_key, [p.F_CALLBACK, p.F_WEBHOOK])
-        )
-        if not callback or done:
-            return 0
         fields = cast(dict[bytes, bytes], await self._redis.hgetall(run_key))
+        callback = fields.get(p.F_CALLBACK.encode())
+        if not callback or fields.get(p.F_WEBHOOK.encode()):  # changed since _wanting
+            return 0
         url = callback.decode()
         view = webhook_view(url)
         payload = msgspec.json.encode({**run_json(run_id, fields, self._codec), "webhook": view})

@@ -19,7 +19,7 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import ClassVar
 
-from executors.pools.base import Slots, SlotTarget, StopFlag, run_in_new_loop, run_logged
+from executors.pools.base import SlotLoops, Slots, SlotTarget, StopFlag, run_logged
 
 log = logging.getLogger("celeriac.pool.prefork")
 _ctx = multiprocessing.get_context("fork")
@@ -34,9 +34,9 @@ def _child(target: SlotTarget, index: int, stop: StopFlag) -> None:
 
 class PreforkPool:
     name: ClassVar[str] = "prefork"
-    run_async = staticmethod(run_in_new_loop)
 
     def __init__(self) -> None:
+        self.run_async = SlotLoops()  # each child its own loop (made after the fork)
         self._stop = _ctx.Event()
         self._slots = Slots(self._spawn, lambda c: not c.is_alive(), self._stop)
 

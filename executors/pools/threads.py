@@ -9,14 +9,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import ClassVar
 
-from executors.pools.base import Slots, SlotTarget, run_in_new_loop, run_logged
+from executors.pools.base import SlotLoops, Slots, SlotTarget, StopFlag, run_logged
 
 
 class ThreadPool:
     name: ClassVar[str] = "threads"
-    run_async = staticmethod(run_in_new_loop)
 
     def __init__(self) -> None:
+        self.run_async = SlotLoops()
         self._stop = threading.Event()
         self._slots = Slots(self._spawn, lambda t: not t.is_alive(), self._stop)
 
@@ -26,10 +26,16 @@ class ThreadPool:
 
     def _spawn(self, target: SlotTarget, index: int) -> threading.Thread:
         thread = threading.Thread(
-            target=run_logged, args=(target, index, self._stop), name=f"slot-{index}", daemon=True
+            target=self._slot, args=(target, index, self._stop), name=f"slot-{index}", daemon=True
         )
         thread.start()
         return thread
+
+    def _slot(self, target: SlotTarget, index: int, stop: StopFlag) -> None:
+        try:
+            run_logged(target, index, stop)
+        finally:
+            self.run_async.close()
 
     def start(self, target: SlotTarget, concurrency: int) -> None:
         self._slots.start(target, concurrency)

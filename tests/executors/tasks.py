@@ -187,6 +187,26 @@ async def async_spin(seconds: float) -> str:
     return "finished"
 
 
+_kept_lock: Any = None
+
+
+@app.task(name="t.async_kept_lock")
+async def async_kept_lock() -> str:
+    """Waits on a lock the module keeps between runs, as an async client's connection
+    pool would be: the first wait binds it to the event loop it ran on."""
+    import asyncio
+
+    global _kept_lock
+    _kept_lock = _kept_lock or asyncio.Lock()
+
+    async def hold() -> None:
+        async with _kept_lock:
+            await asyncio.sleep(0)
+
+    await asyncio.gather(hold(), hold())  # the second one waits
+    return "ok"
+
+
 @app.task(name="t.custom_state", bind=True)
 def custom_state(self: Any, path: str) -> str:
     """Reports a custom state, then waits for the test's signal."""

@@ -45,3 +45,12 @@ def test_async_tasks_also_run_under_the_other_pools(
 ) -> None:
     start_worker(pool)
     assert app.send_task("t.async_add", [20, 22]).get(timeout=10) == 42
+
+
+@pytest.mark.parametrize("kind", ["threads", "prefork"])
+def test_a_slot_keeps_its_loop_so_kept_async_state_stays_usable(
+    kind: str, start_worker: WorkerFactory, app: App
+) -> None:
+    start_worker(kind, "-c", "1")
+    for _ in range(3):  # a fresh loop per run failed the second: "bound to a different loop"
+        assert app.send_task("t.async_kept_lock", []).get(timeout=10) == "ok"

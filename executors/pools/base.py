@@ -7,6 +7,7 @@ methods. A third-party pool is one class registered in the ``celeriac.pools`` gr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -141,11 +142,13 @@ class SlotLoops:
 
     def __init__(self) -> None:
         self._local = threading.local()
+        self._loops: dict[int, asyncio.AbstractEventLoop] = {}  # by thread ident
 
     def __call__(self, awaitable: Awaitable[Any]) -> Any:
         runner: asyncio.Runner | None = getattr(self._local, "runner", None)
         if runner is None:
             runner = self._local.runner = asyncio.Runner()
+            self._loops[threading.get_ident()] = runner.get_loop()
         try:
             return runner.run(_as_coroutine(awaitable))
         except BaseException:
@@ -158,7 +161,20 @@ class SlotLoops:
         runner: asyncio.Runner | None = getattr(self._local, "runner", None)
         if runner is not None:
             self._local.runner = None
+            self._loops.pop(threading.get_ident(), None)
             runner.close()
+
+    def wake(self, ident: int) -> None:
+        """Wake thread ``ident``'s loop if it waits in its selector, so that an exception
+        raised in the thread (a time limit, terminate) lands now, not when a timer is due."""
+        loop = self._loops.get(ident)
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # closed meanwhile
+                loop.call_soon_threadsafe(_nothing)
+
+
+def _nothing() -> None:
+    pass
 
 
 async def _as_coroutine(awaitable: Awaitable[Any]) -> Any:

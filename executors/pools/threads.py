@@ -63,7 +63,11 @@ class ThreadPool:
         # inside a blocking C call.
         thread = self._threads.get(index)
         if thread is not None and thread.ident is not None:
-            raise_in_thread(thread.ident, exc)
+            self._interrupt(thread.ident, exc)
+
+    def _interrupt(self, ident: int, exc: type[BaseException]) -> None:
+        raise_in_thread(ident, exc)
+        self.run_async.wake(ident)  # an async task's loop may sleep in its selector
 
     @contextmanager
     def interrupter(self, seconds: float, exc: type[BaseException]) -> Iterator[None]:
@@ -74,7 +78,7 @@ class ThreadPool:
         def expire() -> None:
             with lock:
                 if armed:
-                    raise_in_thread(ident, exc)
+                    self._interrupt(ident, exc)
 
         timer = threading.Timer(seconds, expire)
         timer.daemon = True

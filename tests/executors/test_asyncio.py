@@ -54,3 +54,13 @@ def test_a_slot_keeps_its_loop_so_kept_async_state_stays_usable(
     start_worker(kind, "-c", "1")
     for _ in range(3):  # a fresh loop per run failed the second: "bound to a different loop"
         assert app.send_task("t.async_kept_lock", []).get(timeout=10) == "ok"
+
+
+@pytest.mark.parametrize("kind", ["threads", "prefork", "gevent"])
+def test_the_soft_time_limit_stops_an_async_task_under_the_other_pools(
+    kind: str, start_worker: WorkerFactory, app: App
+) -> None:
+    start_worker(kind, "-c", "1")
+    with pytest.raises(SoftTimeLimitExceeded):  # the limit is 0.5 s; the sleep 30 s
+        app.send_task("t.async_spin", [30.0]).get(timeout=10)
+    assert app.send_task("t.async_spin", [0.0]).get(timeout=10) == "finished"

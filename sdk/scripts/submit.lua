@@ -7,14 +7,12 @@
 -- Returns 1 when created, 0 when another run with this id already exists (nothing
 -- changes). The same submission sent again, byte for byte, also returns 1 and changes
 -- nothing: a client library re-sends a call whose reply a dropped connection lost.
-local held = redis.call('HGET', KEYS[2], 'env')
-if held == ARGV[4] then
-  return 1
-elseif held or redis.call('EXISTS', KEYS[2]) == 1 then
-  return 0
+-- (Every record has an env, so setting it only where none is tests for the run too.)
+if redis.call('HSETNX', KEYS[2], 'env', ARGV[4]) == 0 then
+  return redis.call('HGET', KEYS[2], 'env') == ARGV[4] and 1 or 0
 end
 local record = {'task', ARGV[10], 'state', ARGV[11], 'queue', ARGV[9],
-                'created_at', ARGV[6], 'attempts', 0, 'env', ARGV[4], 'body', ARGV[5]}
+                'created_at', ARGV[6], 'attempts', 0, 'body', ARGV[5]}
 for i = 12, #ARGV, 2 do
   record[#record + 1] = ARGV[i]
   record[#record + 1] = ARGV[i + 1]

@@ -74,7 +74,7 @@ def create_app(settings: Settings, scheduler: Static | None = None) -> Starlette
     which leads or stands by like any other (docs/scheduling.md)."""
     if not settings.redis_url:
         raise ConfigurationError("the gateway needs a Redis URL (CELERIAC_REDIS_URL)")
-    webhooks.check_secret(settings.webhook_secret)
+    webhooks.check(settings)
     redis_url = settings.redis_url
 
     @asynccontextmanager

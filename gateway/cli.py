@@ -14,6 +14,7 @@ import uvicorn
 from gateway.app import create_app
 from gateway.scheduler import Static
 from gateway.scheduler.cli import static_of
+from gateway.webhooks import service as webhooks
 from sdk.cli.options import common_options, resolve_settings, setup_logging
 from sdk.config import ENV_VARS, Settings
 from sdk.errors import CeleriacError
@@ -81,7 +82,11 @@ def command(
 ) -> None:
     """Serve the HTTP gateway."""
     setup_logging(log_level)
-    settings = resolve_settings(redis_url=redis_url, prefix=prefix)
+    try:
+        settings = resolve_settings(redis_url=redis_url, prefix=prefix)
+        webhooks.check(settings)  # here, not only in each server process: one line, no traceback
+    except CeleriacError as exc:
+        raise click.ClickException(exc.message) from None
     if not settings.redis_url:
         raise click.ClickException("no Redis URL: pass --redis-url or set CELERIAC_REDIS_URL")
     if not is_loopback(host) and not insecure:

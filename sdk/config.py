@@ -30,6 +30,7 @@ ENV_VARS = {
     "webhook_max_attempts": "CELERIAC_WEBHOOK_MAX_ATTEMPTS",
     "webhook_max_span": "CELERIAC_WEBHOOK_MAX_SPAN",
     "webhook_timeout": "CELERIAC_WEBHOOK_TIMEOUT",
+    "webhook_rate": "CELERIAC_WEBHOOK_RATE",
 }
 
 
@@ -56,6 +57,7 @@ class Settings:
     webhook_max_attempts: int = 10
     webhook_max_span: float = 3 * 86_400.0  # seconds from the first attempt to the last
     webhook_timeout: float = 10.0  # seconds one attempt may take
+    webhook_rate: float = 300.0  # attempts a gateway process starts a second, at most
     events_ping: float = 15.0  # seconds between SSE keep-alive comments on /events
     task_always_eager: bool = False
     task_eager_propagates: bool = True

@@ -2,7 +2,7 @@
 
 ``intake`` queues deliveries from the events stream (consumer group ``webhooks``);
 ``deliver`` claims due deliveries and makes one attempt each, at most ``CONCURRENCY`` at a
-time and at most ``RATE`` started a second, claimed ``BURST`` at a time. The rate cap
+time and at most ``webhook_rate`` started a second, claimed ``BURST`` at a time. The rate cap
 bounds the share of the event loop (which also serves the API) that webhooks can take,
 whatever the backlog: after a long receiver outage the overdue retries are spread out,
 not started as a thundering herd. Both loops survive Redis outages (backing off) and any
@@ -35,7 +35,6 @@ from sdk.protocol import now_ms, rfc3339
 log = logging.getLogger(__name__)
 
 CONCURRENCY = 64  # attempts in flight (slow receivers hold them up to the timeout)
-RATE = 300.0  # attempts started a second, per gateway process (replicas add up)
 BURST = 10  # attempts claimed and started together
 BLOCK_MS = 5_000
 BATCH = 100
@@ -75,7 +74,7 @@ class Dispatcher:
         self._lease_ms = int((2 * settings.webhook_timeout + guard.RESOLVE_TIMEOUT + 5) * 1000)
         self._consumer = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self._wake = asyncio.Event()
-        self._bucket = TokenBucket(RATE, BURST)
+        self._bucket = TokenBucket(settings.webhook_rate, BURST)  # per process
         self._slot_wanted = False  # the delivery loop waits for an attempt to end
         self._sleep_until = 0.0  # ms; the delivery loop sleeps until then (0: it is busy)
         self._tasks: dict[asyncio.Task[None], tuple[str, int]] = {}  # -> run id, lease end

@@ -20,12 +20,17 @@ log = logging.getLogger(__name__)
 DAY = 86_400
 
 
-def check_secret(secret: str | None) -> None:
-    """Refuse to start with a secret Standard Webhooks cannot use (``whsec_<base64>``)."""
-    if not secret:
+def check(settings: Settings) -> None:
+    """Refuse to start with a secret Standard Webhooks cannot use (``whsec_<base64>``), or
+    a rate at which no attempt would ever start."""
+    if settings.webhook_rate <= 0:
+        raise ConfigurationError(
+            f"CELERIAC_WEBHOOK_RATE must be above 0 attempts a second, not {settings.webhook_rate}"
+        )
+    if not settings.webhook_secret:
         return
     try:
-        Webhook(secret)
+        Webhook(settings.webhook_secret)
     except Exception as exc:  # binascii.Error, or the library's own errors
         raise ConfigurationError(
             f"CELERIAC_WEBHOOK_SECRET is not a whsec_<base64> secret: {exc}"

@@ -24,6 +24,22 @@ def test_no_redis_url_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> No
     assert result.output.strip().count("\n") == 0 and "Redis URL" in result.output
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("CELERIAC_WEBHOOK_TIMEOUT", "ten", "webhook_timeout must be a number"),
+        ("CELERIAC_WEBHOOK_RATE", "0", "CELERIAC_WEBHOOK_RATE must be above 0"),
+    ],
+)
+def test_a_bad_setting_is_a_one_line_error(
+    name: str, value: str, says: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(command, ["--redis-url", redis_url])
+    assert result.exit_code == 1
+    assert result.output.strip().count("\n") == 0 and says in result.output
+
+
 def test_non_loopback_host_needs_insecure(redis_url: str) -> None:
     result = CliRunner().invoke(command, ["--redis-url", redis_url, "--host", "0.0.0.0"])
     assert result.exit_code == 1 and "--insecure" in result.output

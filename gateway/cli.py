@@ -82,8 +82,8 @@ def command(
 ) -> None:
     """Serve the HTTP gateway."""
     setup_logging(log_level)
+    settings = resolve_settings(redis_url=redis_url, prefix=prefix)
     try:
-        settings = resolve_settings(redis_url=redis_url, prefix=prefix)
         webhooks.check(settings)  # here, not only in each server process: one line, no traceback
     except CeleriacError as exc:
         raise click.ClickException(exc.message) from None

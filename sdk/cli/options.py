@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import click
 
 from sdk.config import Settings
+from sdk.errors import ConfigurationError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,8 +36,12 @@ def common_options(fn: F) -> F:
 
 
 def resolve_settings(base: Settings | None = None, **flags: Any) -> Settings:
-    """Flags beat environment variables, which beat ``base`` (App settings) and defaults."""
-    return (base or Settings()).with_env().updated(flags)
+    """Flags beat environment variables, which beat ``base`` (App settings) and defaults.
+    A malformed setting is a one-line error, not a traceback."""
+    try:
+        return (base or Settings()).with_env().updated(flags)
+    except ConfigurationError as exc:
+        raise click.ClickException(exc.message) from None
 
 
 def setup_logging(level: str, logfile: str | None = None) -> None:

@@ -110,6 +110,16 @@ def test_no_destination_is_a_usage_error(cli: Any) -> None:
     assert_one_line_error(done, "--gateway-url")
 
 
+@pytest.mark.parametrize(
+    "command",
+    [["submit", "examples.add"], ["worker", "-A", "examples"], ["scheduler"], ["gateway"]],
+)
+def test_a_malformed_setting_is_a_one_line_error(cli: Any, command: list[str]) -> None:
+    url = "redis://127.0.0.1:9/0"  # never reached: the setting is refused first
+    done = cli(*command, "--redis-url", url, CELERIAC_RESULT_EXPIRES="a day")
+    assert_one_line_error(done, "result_expires must be a number")
+
+
 def test_help_lists_the_commands(cli: Any) -> None:
     done = cli("--help")
     assert done.returncode == 0, done.stderr

@@ -11,8 +11,9 @@ class CeleriacError(Exception):
     code = "error"  # machine-readable, in the JSON error model (SPEC §3)
 
     def __init__(self, message: str = "", *, details: Any = None) -> None:
-        super().__init__(message)
+        # Raised as a bare class (a threads slot's time limit), the docstring says what.
         self.message = message or (self.__doc__ or "").strip()
+        super().__init__(self.message)
         self.details = details
 
 

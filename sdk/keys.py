@@ -119,8 +119,15 @@ class Keys:
 
     @property
     def webhooks_due(self) -> str:
-        """Sorted set of run ids whose webhook is pending, scored by the next attempt (ms)."""
+        """Sorted set of run ids whose webhook is pending after its first claim, scored by
+        the next attempt (ms), or by the end of the lease while an attempt is made."""
         return f"{self.prefix}:webhooks:due"
+
+    @property
+    def webhooks_fresh(self) -> str:
+        """Sorted set of run ids whose webhook's first attempt is not claimed yet, scored
+        by when it was queued (ms); claiming moves an id to ``webhooks_due``."""
+        return f"{self.prefix}:webhooks:fresh"
 
     @property
     def webhooks_group(self) -> str:

@@ -2,12 +2,14 @@
 
 - Every gateway reads the events stream through the consumer group ``webhooks``; for each
   terminal run event whose run has a ``callback_url`` it queues a delivery (a hash holding
-  the URL and the frozen payload, and the run id in the due zset) with
+  the URL and the frozen payload, and the run id in the fresh zset) with
   ``webhook_enqueue.lua``, then acknowledges the event. A gateway that dies between
   reading and acknowledging leaves the event pending; a live one claims it after
   ``RECLAIM_IDLE_MS``. Queuing twice is harmless: the script acts once per run.
 - ``webhook_claim.lua`` hands each due delivery to one gateway by moving its due time a
-  lease ahead; ``webhook_record.lua`` stores the attempt only if no other gateway stored
+  lease ahead (a first attempt moves from the fresh zset to the due zset as it is claimed,
+  and first attempts get at least half of every claim); ``webhook_record.lua`` stores the
+  attempt only if no other gateway stored
   that attempt number first, then reschedules, or ends, the delivery. A gateway that
   stops hands the claims of its unfinished attempts back with ``webhook_release.lua``;
   one that dies leaves them to lapse with the lease.
@@ -147,7 +149,7 @@ class Deliveries:
         url = callback.decode()
         view = webhook_view(url)
         payload = msgspec.json.encode({**run_json(run_id, fields, self._codec), "webhook": view})
-        keys = [run_key, self._keys.webhook(run_id), self._keys.webhooks_due]
+        keys = [run_key, self._keys.webhook(run_id), self._keys.webhooks_fresh]
         args: list[Any] = [run_id, url, payload, p.now_ms(), self._ttl_s]
         args.append(msgspec.json.encode(view))
         return int(await self._scripts["webhook_enqueue"](keys, args))
@@ -156,8 +158,8 @@ class Deliveries:
     async def claim(self, limit: int, lease_ms: int) -> tuple[list[str], int]:
         """Up to ``limit`` due deliveries, and when (ms) this claim on them lapses."""
         now = p.now_ms()
-        due = [self._keys.webhooks_due]
-        ids = await self._scripts["webhook_claim"](due, [now, lease_ms, limit])
+        zsets = [self._keys.webhooks_due, self._keys.webhooks_fresh]
+        ids = await self._scripts["webhook_claim"](zsets, [now, lease_ms, limit])
         return [i.decode() for i in cast(list[bytes], ids)], now + lease_ms
 
     async def release(self, claims: Sequence[tuple[str, int]]) -> int:
@@ -169,8 +171,14 @@ class Deliveries:
         return int(await self._scripts["webhook_release"]([self._keys.webhooks_due], args))
 
     async def next_due(self) -> int | None:
-        """When the earliest pending delivery is due (ms), or None when none is pending."""
-        first = await self._redis.zrange(self._keys.webhooks_due, 0, 0, withscores=True)
+        """When the earliest pending delivery is due (ms), or None when none is pending;
+        a first attempt waiting is due now."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(self._keys.webhooks_fresh)
+            pipe.zrange(self._keys.webhooks_due, 0, 0, withscores=True)
+            fresh, first = await pipe.execute()
+        if fresh:
+            return p.now_ms()
         return int(first[0][1]) if first else None
 
     async def load(self, run_ids: list[str]) -> list[Delivery]:

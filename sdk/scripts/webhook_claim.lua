@@ -1,11 +1,25 @@
 -- Claim due webhook deliveries: each is pushed a lease into the future, so exactly one
 -- gateway makes each attempt; a gateway that dies mid-attempt leaves it due again.
--- KEYS: 1 due zset
+-- First attempts wait in their own zset and get at least half of every claim while
+-- they wait: a backlog of overdue retries to a receiver that is down delays the first
+-- webhook to a healthy one by one claim, not by the whole backlog; and retries keep the
+-- other half, so a flood of new deliveries does not starve them either.
+-- KEYS: 1 due zset (retries, and every claimed delivery), 2 fresh zset (first attempts)
 -- ARGV: 1 now ms, 2 lease ms, 3 at most this many
 -- Returns the claimed run ids.
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+local limit = tonumber(ARGV[3])
+local retries = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, limit)
+local fresh = redis.call('ZRANGE', KEYS[2], 0, limit - 1)
+local n_fresh = math.min(#fresh, math.max(math.ceil(limit / 2), limit - #retries))
 local until_ms = tonumber(ARGV[1]) + tonumber(ARGV[2])
-for _, id in ipairs(due) do
-  redis.call('ZADD', KEYS[1], 'XX', until_ms, id)
+local claimed = {}
+for i = 1, n_fresh do
+  redis.call('ZREM', KEYS[2], fresh[i])
+  redis.call('ZADD', KEYS[1], until_ms, fresh[i])
+  claimed[#claimed + 1] = fresh[i]
 end
-return due
+for i = 1, math.min(#retries, limit - n_fresh) do
+  redis.call('ZADD', KEYS[1], 'XX', until_ms, retries[i])
+  claimed[#claimed + 1] = retries[i]
+end
+return claimed

@@ -1,5 +1,5 @@
 -- Queue a run's webhook once: called for every terminal event, it acts only the first time.
--- KEYS: 1 run hash, 2 delivery hash, 3 due zset
+-- KEYS: 1 run hash, 2 delivery hash, 3 fresh zset (first attempts, see webhook_claim.lua)
 -- ARGV: 1 run id, 2 url, 3 payload (the run JSON), 4 now ms, 5 delivery ttl s,
 --       6 the run's "webhook" field (JSON: url, state pending, no attempts)
 -- Returns 1 when queued, 0 when the run already has (or had) a delivery.

@@ -211,6 +211,27 @@ def test_a_stopping_gateway_hands_its_attempts_back(
         assert [a["status"] for a in webhook["attempts"]] == [204]  # the cancelled one left none
 
 
+def test_a_first_attempt_does_not_queue_behind_a_backlog_of_retries(
+    r: redis.Redis, redis_url: str, make_gateway: Callable[..., Gateway], receiver: Receiver
+) -> None:
+    """Retries to a receiver that is down pile up past what the attempt rate allows; a
+    new webhook to a healthy receiver still goes out with the next claim."""
+    register(r, add)
+    gw = make_gateway(redis_url=redis_url, **{**FAST, "webhook_rate": 20})
+    receiver.reply = lambda path, n: (503, {}) if path == "/down" else (204, {})
+    ids = [submit(gw.client, f"{receiver.url}/down") for _ in range(60)]
+    for run_id in ids:
+        finish(r, run_id)
+    failed_once = lambda: {h.headers["webhook-id"] for h in list(receiver.hits)}  # noqa: E731
+    wait_for(lambda: len(failed_once()) == 60)  # and their retries are overdue at 20/s
+    live = submit(gw.client, f"{receiver.url}/up")
+    queued_at = time.time()
+    finish(r, live)
+    hit = wait_for(lambda: next((h for h in list(receiver.hits) if h.path == "/up"), None))
+    behind = [h for h in list(receiver.hits) if h.path == "/down" and queued_at < h.at < hit.at]
+    assert len(behind) <= 10  # one claim at most (0 or 1 seen); before: 41 of the backlog
+
+
 def test_slots_all_held_by_a_slow_receiver_leave_the_gateway_serving(
     r: redis.Redis, redis_url: str, make_gateway: Callable[..., Gateway], receiver: Receiver
 ) -> None:

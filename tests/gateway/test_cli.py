@@ -29,6 +29,8 @@ def test_no_redis_url_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> No
     [
         ("CELERIAC_WEBHOOK_TIMEOUT", "ten", "webhook_timeout must be a number"),
         ("CELERIAC_WEBHOOK_RATE", "0", "CELERIAC_WEBHOOK_RATE must be above 0"),
+        ("CELERIAC_WEBHOOK_SECRET", "whsec_YmFk", "24 to 64 random bytes, not of 3"),
+        ("CELERIAC_WEBHOOK_SECRET", "whsec_not base64!", "not a whsec_<base64> secret"),
     ],
 )
 def test_a_bad_setting_is_a_one_line_error(

@@ -7,12 +7,12 @@
   reading and acknowledging leaves the event pending; a live one claims it after
   ``RECLAIM_IDLE_MS``. Queuing twice is harmless: the script acts once per run.
 - ``webhook_claim.lua`` hands each due delivery to one gateway by moving its due time a
-  lease ahead (a first attempt moves from the fresh zset to the due zset as it is claimed,
-  and first attempts get at least half of every claim); ``webhook_record.lua`` stores the
-  attempt only if no other gateway stored
-  that attempt number first, then reschedules, or ends, the delivery. A gateway that
-  stops hands the claims of its unfinished attempts back with ``webhook_release.lua``;
-  one that dies leaves them to lapse with the lease.
+  lease ahead (a first attempt moves from the fresh zset to the due zset as it is
+  claimed, and first attempts get at least half of every claim); ``webhook_record.lua``
+  stores the attempt only if no other gateway stored that attempt number first, then
+  reschedules, or ends, the delivery. A gateway that stops hands the claims of its
+  unfinished attempts back with ``webhook_release.lua``; one that dies leaves them to
+  lapse with the lease.
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ methods. A third-party pool is one class registered in the ``celeriac.pools`` gr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
@@ -135,26 +134,60 @@ class SlotLoops:
 
     A fresh loop per run cost a socket pair, a selector and a shutdown each time (a prefork
     slot ran 7,400 no-op async runs a second that way), and broke the async clients a
-    task module keeps between runs, which stay bound to the loop they first ran on. A run
-    interrupted in the middle (a time limit, terminate) leaves work pending on its loop,
+    task module keeps between runs, which stay bound to the loop they first ran on.
+    ``cancel`` stops a thread's run the way the asyncio pool does (the task sees
+    ``CancelledError`` at its ``await``) and keeps the loop. A run interrupted some other
+    way (an exception raised in the loop's own code) may leave work pending on its loop,
     so the next run gets a new one.
     """
 
     def __init__(self) -> None:
         self._local = threading.local()
-        self._loops: dict[int, asyncio.AbstractEventLoop] = {}  # by thread ident
+        # by thread ident: the slot's loop, and its run's task while one runs
+        self._loops: dict[int, asyncio.AbstractEventLoop] = {}
+        self._tasks: dict[int, asyncio.Task[Any]] = {}
+        self._cancelled: dict[int, BaseException | type[BaseException]] = {}  # what it raises
 
     def __call__(self, awaitable: Awaitable[Any]) -> Any:
+        ident = threading.get_ident()
         runner: asyncio.Runner | None = getattr(self._local, "runner", None)
         if runner is None:
             runner = self._local.runner = asyncio.Runner()
-            self._loops[threading.get_ident()] = runner.get_loop()
+            self._loops[ident] = runner.get_loop()
+        self._cancelled.pop(ident, None)
         try:
-            return runner.run(_as_coroutine(awaitable))
+            return runner.run(self._tracked(ident, awaitable))
+        except asyncio.CancelledError:
+            exc = self._cancelled.pop(ident, None)
+            if exc is None:
+                raise
+            raise exc from None
         except BaseException:
-            if asyncio.all_tasks(runner.get_loop()):  # interrupted, not merely failed
+            if asyncio.all_tasks(runner.get_loop()):  # interrupted mid-loop, not failed
                 self.close()
             raise
+
+    async def _tracked(self, ident: int, awaitable: Awaitable[Any]) -> Any:
+        task = asyncio.current_task()
+        assert task is not None  # runner.run runs us as a task
+        self._tasks[ident] = task
+        try:
+            return await awaitable
+        finally:
+            del self._tasks[ident]
+
+    def cancel(self, ident: int, exc: BaseException | type[BaseException]) -> bool:
+        """Cancel thread ``ident``'s async run, which then raises ``exc``; False when the
+        thread runs none (it runs sync code, or nothing). Safe from a signal handler."""
+        task, loop = self._tasks.get(ident), self._loops.get(ident)
+        if task is None or loop is None:
+            return False
+        self._cancelled[ident] = exc
+        try:
+            loop.call_soon_threadsafe(task.cancel)
+        except RuntimeError:  # the loop closed meanwhile
+            return False
+        return True
 
     def close(self) -> None:
         """In the slot, as it ends: close its loop, cancelling what its runs left behind."""
@@ -163,18 +196,6 @@ class SlotLoops:
             self._local.runner = None
             self._loops.pop(threading.get_ident(), None)
             runner.close()
-
-    def wake(self, ident: int) -> None:
-        """Wake thread ``ident``'s loop if it waits in its selector, so that an exception
-        raised in the thread (a time limit, terminate) lands now, not when a timer is due."""
-        loop = self._loops.get(ident)
-        if loop is not None:
-            with contextlib.suppress(RuntimeError):  # closed meanwhile
-                loop.call_soon_threadsafe(_nothing)
-
-
-def _nothing() -> None:
-    pass
 
 
 async def _as_coroutine(awaitable: Awaitable[Any]) -> Any:

@@ -12,6 +12,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -101,7 +102,11 @@ class PreforkPool:
         """SIGALRM in the child, whose slot runs in its main thread."""
 
         def expire(signum: int, frame: FrameType | None) -> None:
-            raise exc(f"soft time limit ({seconds}s) exceeded")
+            error = exc(f"soft time limit ({seconds}s) exceeded")
+            # An async run is cancelled on its loop, which survives that (and would not
+            # survive an exception raised in the middle of its own code).
+            if not self.run_async.cancel(threading.get_ident(), error):
+                raise error
 
         previous = signal.signal(signal.SIGALRM, expire)
         signal.setitimer(signal.ITIMER_REAL, seconds)

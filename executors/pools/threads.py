@@ -65,9 +65,12 @@ class ThreadPool:
         if thread is not None and thread.ident is not None:
             self._interrupt(thread.ident, exc)
 
-    def _interrupt(self, ident: int, exc: type[BaseException]) -> None:
-        raise_in_thread(ident, exc)
-        self.run_async.wake(ident)  # an async task's loop may sleep in its selector
+    def _interrupt(self, ident: int, exc: type[BaseException], message: str = "") -> None:
+        # An async task is cancelled on its loop, which may sleep in its selector where an
+        # asynchronous exception would not land until a timer woke it. (That one can only
+        # be a bare class: it says its docstring.)
+        if not self.run_async.cancel(ident, exc(message) if message else exc):
+            raise_in_thread(ident, exc)
 
     @contextmanager
     def interrupter(self, seconds: float, exc: type[BaseException]) -> Iterator[None]:
@@ -78,7 +81,7 @@ class ThreadPool:
         def expire() -> None:
             with lock:
                 if armed:
-                    self._interrupt(ident, exc)
+                    self._interrupt(ident, exc, f"soft time limit ({seconds}s) exceeded")
 
         timer = threading.Timer(seconds, expire)
         timer.daemon = True

@@ -54,6 +54,9 @@ def test_a_slot_keeps_its_loop_so_kept_async_state_stays_usable(
     start_worker(kind, "-c", "1")
     for _ in range(3):  # a fresh loop per run failed the second: "bound to a different loop"
         assert app.send_task("t.async_kept_lock", []).get(timeout=10) == "ok"
+    with pytest.raises(SoftTimeLimitExceeded):  # cancelled on the loop, which lives on
+        app.send_task("t.async_spin", [30.0]).get(timeout=10)
+    assert app.send_task("t.async_kept_lock", []).get(timeout=10) == "ok"
 
 
 @pytest.mark.parametrize("kind", ["threads", "prefork", "gevent"])

@@ -29,7 +29,7 @@ from executors.runner import Outcome, Runner
 from sdk import protocol as p
 from sdk import states
 from sdk.broker import Broker
-from sdk.errors import ProtocolError
+from sdk.errors import ProtocolError, UnknownProtocolVersion
 from sdk.keys import GROUP
 
 log = logging.getLogger("celeriac.consumer")
@@ -196,6 +196,11 @@ class Consumer:
         try:
             message = p.decode_envelope(fields[b"env"])
             body = fields.get(b"body", b"")
+        except UnknownProtocolVersion as exc:
+            # For a worker of another version (a rolling upgrade): left pending, so one
+            # that speaks it takes it over once this one has gone (docs/reliability.md).
+            log.warning("left entry %s on %s to another worker: %s", entry_id, stream, exc)
+            return
         except (KeyError, ProtocolError) as exc:
             log.error("dropping malformed entry %s on %s: %s", entry_id, stream, exc)
             self._ack(stream, entry_id)

@@ -35,6 +35,12 @@ class ProtocolError(CeleriacError):
     code = "protocol_error"
 
 
+class UnknownProtocolVersion(ProtocolError):
+    """An envelope of a protocol version this side does not speak."""
+
+    code = "unknown_protocol_version"
+
+
 class UnsupportedContentType(ProtocolError):
     """The content type has no serializer."""
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from sdk.errors import InvalidRequest, ProtocolError
+from sdk.errors import InvalidRequest, ProtocolError, UnknownProtocolVersion
 
 PROTOCOL_VERSION = 1
 JSON = "application/json"
@@ -46,8 +46,13 @@ class Message(msgspec.Struct, kw_only=True):
     v: int = PROTOCOL_VERSION
 
 
+class _Versioned(msgspec.Struct):
+    v: int
+
+
 _encode_env = msgspec.json.Encoder().encode
 _decode_env = msgspec.json.Decoder(Message).decode
+_decode_version = msgspec.json.Decoder(_Versioned).decode
 
 
 def encode_envelope(message: Message) -> bytes:
@@ -55,12 +60,20 @@ def encode_envelope(message: Message) -> bytes:
 
 
 def decode_envelope(raw: bytes) -> Message:
+    """The envelope; ``UnknownProtocolVersion`` when it is of another version (whose
+    fields may not even fit ours), ``ProtocolError`` when it is not an envelope at all."""
     try:
         message = _decode_env(raw)
     except msgspec.DecodeError as exc:
+        try:
+            version = _decode_version(raw).v
+        except msgspec.DecodeError:
+            version = PROTOCOL_VERSION
+        if version != PROTOCOL_VERSION:
+            raise UnknownProtocolVersion(f"envelope of protocol version {version}") from exc
         raise ProtocolError(f"bad envelope: {exc}") from exc
     if message.v != PROTOCOL_VERSION:
-        raise ProtocolError(f"unsupported protocol version {message.v}")
+        raise UnknownProtocolVersion(f"envelope of protocol version {message.v}")
     return message
 
 

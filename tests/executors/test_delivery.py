@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from sdk import App, states
-from sdk.keys import Keys
+from sdk.keys import GROUP, Keys
 from tests.conftest import Gateway
 from tests.executors.conftest import WorkerFactory, wait_for
 
@@ -115,6 +115,22 @@ def test_a_run_queued_without_a_record_can_still_retry(
     result = app.AsyncResult(sub.message.id)
     assert result.get(timeout=10) == 1  # succeeded on its retry
     assert app.send_task("t.add", [1, 1], countdown=0.2).get(timeout=10) == 2  # promote works
+
+
+def test_an_entry_of_another_protocol_version_is_left_pending_not_dropped(
+    start_worker: WorkerFactory, app: App, r: redis.Redis
+) -> None:
+    """A rolling upgrade: a newer producer's run must wait for a newer worker."""
+    stream = Keys().stream("default", 5)
+    newer = b'{"v":2,"id":"run-of-v2","task":"t.add","queue":"default","priority":"high"}'
+    start_worker("threads", "-c", "1")
+    r.xadd(stream, {"env": newer, "body": b'{"args":[1,2]}'})
+    r.xadd(stream, {"env": b"not an envelope", "body": b""})
+    assert app.send_task("t.add", [2, 3]).get(timeout=10) == 5  # queued after both
+    [(entry_id, fields)] = r.xrange(stream)  # the malformed one was dropped, this one kept
+    assert fields[b"env"] == newer
+    pending = r.xpending_range(stream, GROUP, min="-", max="+", count=10)
+    assert [row["message_id"] for row in pending] == [entry_id]
 
 
 def test_revoke_without_terminate_lets_a_running_run_finish(

@@ -67,3 +67,15 @@ def test_the_soft_time_limit_stops_an_async_task_under_the_other_pools(
     with pytest.raises(SoftTimeLimitExceeded):  # the limit is 0.5 s; the sleep 30 s
         app.send_task("t.async_spin", [30.0]).get(timeout=10)
     assert app.send_task("t.async_spin", [0.0]).get(timeout=10) == "finished"
+
+
+@pytest.mark.parametrize("kind", ["threads", "gevent"])
+def test_async_tasks_overlap_under_the_other_pools(
+    kind: str, start_worker: WorkerFactory, app: App
+) -> None:
+    start_worker(kind, "-c", "3", "--prefetch", "1")  # one run per slot
+    results = [app.send_task("t.async_window", [1.0]) for _ in range(3)]
+    windows = [r.get(timeout=15) for r in results]  # gevent failed two of three here
+    latest_start = max(start for start, _, _ in windows)
+    earliest_end = min(end for _, end, _ in windows)
+    assert latest_start < earliest_end  # all three were in flight at once

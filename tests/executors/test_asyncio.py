@@ -14,7 +14,7 @@ from tests.executors.conftest import WorkerFactory
 def test_async_tasks_run_on_one_shared_loop_concurrently(
     start_worker: WorkerFactory, app: App
 ) -> None:
-    start_worker("asyncio", "-c", "4")
+    start_worker("asyncio", "-c", "4", "--prefetch", "1")  # one run per slot
     assert app.send_task("t.async_add", [2, 3]).get(timeout=10) == 5
     results = [app.send_task("t.async_window", [1.0]) for _ in range(4)]
     windows = [r.get(timeout=15) for r in results]

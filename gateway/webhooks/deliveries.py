@@ -162,10 +162,10 @@ class Deliveries:
         ids = await self._scripts["webhook_claim"](zsets, [now, lease_ms, limit])
         return [i.decode() for i in cast(list[bytes], ids)], now + lease_ms
 
-    async def release(self, claims: Sequence[tuple[str, int]]) -> int:
-        """Make claimed deliveries (run id, lease end) due now again, each only if no
-        attempt was recorded since; returns how many were handed back."""
-        args: list[Any] = [p.now_ms()]
+    async def release(self, claims: Sequence[tuple[str, int]], due_ms: int | None = None) -> int:
+        """Make claimed deliveries (run id, lease end) due again, now or at ``due_ms``, each
+        only if no attempt was recorded since; returns how many were handed back."""
+        args: list[Any] = [p.now_ms() if due_ms is None else due_ms]
         for run_id, until in claims:
             args += [run_id, until]
         return int(await self._scripts["webhook_release"]([self._keys.webhooks_due], args))

@@ -2,7 +2,8 @@
 
 ``intake`` queues deliveries from the events stream (consumer group ``webhooks``);
 ``deliver`` claims due deliveries and makes one attempt each, at most ``CONCURRENCY`` at a
-time and at most ``webhook_rate`` started a second, claimed ``BURST`` at a time. The rate cap
+time (``PER_RECEIVER`` of them to one receiver) and at most ``webhook_rate`` started a
+second, claimed ``BURST`` at a time. The rate cap
 bounds the share of the event loop (which also serves the API) that webhooks can take,
 whatever the backlog: after a long receiver outage the overdue retries are spread out,
 not started as a thundering herd. Both loops survive Redis outages (backing off) and any
@@ -19,7 +20,10 @@ import contextlib
 import logging
 import os
 import socket
+from collections import Counter
 from collections.abc import Awaitable, Callable
+from typing import NamedTuple
+from urllib.parse import urlsplit
 
 import redis.exceptions as redis_errors
 
@@ -35,6 +39,8 @@ from sdk.protocol import now_ms, rfc3339
 log = logging.getLogger(__name__)
 
 CONCURRENCY = 64  # attempts in flight (slow receivers hold them up to the timeout)
+PER_RECEIVER = 16  # of those, to one receiver (host and port): a slow one cannot hold all
+DEFER_MS = 1_000  # a delivery to a receiver at its cap is due again this much later
 BURST = 10  # attempts claimed and started together
 BLOCK_MS = 5_000
 BATCH = 100
@@ -42,6 +48,20 @@ RECLAIM_EVERY = 5.0  # seconds between looks for events a dead gateway left unac
 IDLE_POLL = 1.0  # at most this long between looks at the due zset
 BACKOFF_MIN, BACKOFF_MAX = 0.1, 2.0
 RELEASE_TIMEOUT = 2.0  # seconds a stopping gateway spends handing its claims back
+
+
+class _Held(NamedTuple):
+    """An attempt in flight: its delivery, its claim's lease end (ms), its receiver."""
+
+    run_id: str
+    until: int
+    receiver: str
+
+
+def _receiver(url: str) -> str:
+    """Who an attempt goes to, as the per-receiver cap counts: host and port."""
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
 
 
 async def forever(step: Callable[[], Awaitable[None]], name: str) -> None:
@@ -77,7 +97,8 @@ class Dispatcher:
         self._bucket = TokenBucket(settings.webhook_rate, BURST)  # per process
         self._slot_wanted = False  # the delivery loop waits for an attempt to end
         self._sleep_until = 0.0  # ms; the delivery loop sleeps until then (0: it is busy)
-        self._tasks: dict[asyncio.Task[None], tuple[str, int]] = {}  # -> run id, lease end
+        self._tasks: dict[asyncio.Task[None], _Held] = {}
+        self._per_receiver: Counter[str] = Counter()  # attempts in flight to each
         self._loops: list[asyncio.Task[None]] = []
         self._reclaimed_at = 0.0
 
@@ -89,7 +110,7 @@ class Dispatcher:
         ]
 
     async def stop(self) -> None:
-        held = list(self._tasks.values())
+        held = [(h.run_id, h.until) for h in self._tasks.values()]
         for task in [*self._loops, *self._tasks]:
             task.cancel()
         for task in [*self._loops, *self._tasks]:
@@ -126,13 +147,24 @@ class Dispatcher:
             want = min(free, BURST)
             await asyncio.sleep(self._bucket.wait(want))  # sleep(0) yields between batches
             claimed, until = await self._deliveries.claim(want, self._lease_ms)
-            self._bucket.take(len(claimed))
+            started, deferred = 0, []
             for delivery in await self._deliveries.load(claimed):
+                receiver = _receiver(delivery.url)
+                if self._per_receiver[receiver] >= PER_RECEIVER:
+                    deferred.append((delivery.run_id, until))
+                    continue
+                self._per_receiver[receiver] += 1
                 task = asyncio.create_task(self._attempt(delivery))
-                self._tasks[task] = (delivery.run_id, until)
+                self._tasks[task] = _Held(delivery.run_id, until, receiver)
                 task.add_done_callback(self._done)
+                started += 1
+            self._bucket.take(started)
+            if deferred:  # no attempt made, none recorded: just due a little later
+                await self._deliveries.release(deferred, now_ms() + DEFER_MS)
             if len(claimed) < want:
                 await self._sleep()  # nothing else is due now
+            elif not started:
+                await self._wait_for_slot()  # every one was for a receiver at its cap
 
     async def _wait_for_slot(self) -> None:
         self._slot_wanted = True
@@ -144,7 +176,11 @@ class Dispatcher:
             self._slot_wanted = False
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.pop(task, None)
+        held = self._tasks.pop(task, None)
+        if held is not None:
+            self._per_receiver[held.receiver] -= 1
+            if not self._per_receiver[held.receiver]:
+                del self._per_receiver[held.receiver]
         if self._slot_wanted:
             self._wake.set()
 

@@ -1,8 +1,9 @@
--- Hand claimed webhook deliveries back, due now, so another gateway makes them at once.
+-- Hand claimed webhook deliveries back without an attempt: due now (a stopping gateway,
+-- so another makes them at once) or a little later (a receiver at its cap of attempts).
 -- Each only if its due time is still the lease its claim set: an attempt recorded since
 -- has moved it (or removed it), and a lapsed claim may belong to another gateway now.
 -- KEYS: 1 due zset
--- ARGV: 1 now ms, then pairs of run id and the end of its claim's lease (ms)
+-- ARGV: 1 when they are due again (ms), then pairs of run id and its claim's lease end
 -- Returns how many were handed back.
 local n = 0
 for i = 2, #ARGV, 2 do

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import redis
 
-from gateway.webhooks.dispatch import CONCURRENCY
+from gateway.webhooks.dispatch import CONCURRENCY, PER_RECEIVER
 from gateway.webhooks.pace import TokenBucket
 from sdk.protocol import now_ms
 from tests.conftest import Gateway
@@ -232,27 +232,58 @@ def test_a_first_attempt_does_not_queue_behind_a_backlog_of_retries(
     assert len(behind) <= 10  # one claim at most (0 or 1 seen); before: 41 of the backlog
 
 
-def test_slots_all_held_by_a_slow_receiver_leave_the_gateway_serving(
-    r: redis.Redis, redis_url: str, make_gateway: Callable[..., Gateway], receiver: Receiver
+def test_slots_all_held_by_slow_receivers_leave_the_gateway_serving(
+    r: redis.Redis, redis_url: str, make_gateway: Callable[..., Gateway]
 ) -> None:
-    """More deliveries due than attempt slots: the dispatcher waits for a free slot (it
-    must not spin), so the API answers while every slot is held."""
+    """More deliveries due than attempt slots, to receivers that hold every request: each
+    receiver gets at most its share of the slots, the dispatcher waits for a free one (it
+    must not spin), and the API answers meanwhile."""
     register(r, add)
     gw = make_gateway(redis_url=redis_url, **{**FAST, "webhook_timeout": 20})
     release = threading.Event()
-    receiver.reply = lambda path, n: (204, {}) if release.wait(20) else (503, {})
+    held = lambda path, n: (204, {}) if release.wait(20) else (503, {})  # noqa: E731
+    receivers = [Receiver(WEBHOOK_SECRET, reply=held).start() for _ in range(5)]
     try:
-        ids = [submit(gw.client, f"{receiver.url}/held") for _ in range(CONCURRENCY + 16)]
+        ids = [submit(gw.client, f"{rec.url}/held") for _ in range(20) for rec in receivers]
         for run_id in ids:
             finish(r, run_id)
-        wait_for(lambda: len(receiver.hits) >= CONCURRENCY)
+        hits = lambda: sum(len(rec.hits) for rec in receivers)  # noqa: E731
+        wait_for(lambda: hits() >= CONCURRENCY)
         time.sleep(0.3)  # a spinning dispatcher would hold the event loop by now
         assert gw.client.get(f"/runs/{ids[-1]}").json()["webhook"]["state"] == "pending"
-        assert len(receiver.hits) == CONCURRENCY  # no attempt past the slots
+        assert hits() == CONCURRENCY  # no attempt past the slots
+        assert all(len(rec.hits) <= PER_RECEIVER for rec in receivers)
     finally:
         release.set()
-    wait_for(lambda: len(receiver.delivered()) == len(ids))
-    assert set(receiver.delivered()) == {f"msg_{i}" for i in ids}
+    try:
+        wait_for(lambda: sum(len(rec.delivered()) for rec in receivers) == len(ids), 30)
+    finally:
+        for rec in receivers:
+            rec.stop()
+
+
+def test_a_slow_receiver_does_not_hold_up_another(
+    r: redis.Redis, redis_url: str, make_gateway: Callable[..., Gateway], receiver: Receiver
+) -> None:
+    register(r, add)
+    gw = make_gateway(redis_url=redis_url, **{**FAST, "webhook_timeout": 20})
+    release = threading.Event()
+    slow = Receiver(WEBHOOK_SECRET, reply=lambda p, n: (204, {}) if release.wait(20) else (503, {}))
+    slow.start()
+    try:
+        held = [submit(gw.client, f"{slow.url}/slow") for _ in range(CONCURRENCY + 8)]
+        for run_id in held:
+            finish(r, run_id)
+        wait_for(lambda: len(slow.hits) >= PER_RECEIVER)
+        other = submit(gw.client, f"{receiver.url}/fast")
+        finish(r, other)
+        webhook = wait_for(lambda: settled(gw.client, other), 5)  # the held ones take 20 s
+        assert webhook["state"] == "delivered"
+        assert len(slow.hits) == PER_RECEIVER
+    finally:
+        release.set()
+        wait_for(lambda: len(slow.delivered()) == len(held), 30)
+        slow.stop()
 
 
 def test_token_bucket_spreads_a_backlog() -> None:

@@ -176,6 +176,10 @@ class SlotLoops:
         finally:
             del self._tasks[ident]
 
+    def running(self, ident: int) -> asyncio.Task[Any] | None:
+        """Thread ``ident``'s async run, while there is one."""
+        return self._tasks.get(ident)
+
     def cancel(self, ident: int, exc: BaseException | type[BaseException]) -> bool:
         """Cancel thread ``ident``'s async run, which then raises ``exc``; False when the
         thread runs none (it runs sync code, or nothing). Safe from a signal handler."""

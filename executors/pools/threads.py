@@ -11,6 +11,8 @@ from typing import ClassVar
 
 from executors.pools.base import SlotLoops, Slots, SlotTarget, StopFlag, run_logged
 
+ESCALATE_AFTER_S = 1.0  # a cancelled async run still running after this gets the exception
+
 
 class ThreadPool:
     name: ClassVar[str] = "threads"
@@ -67,10 +69,21 @@ class ThreadPool:
 
     def _interrupt(self, ident: int, exc: type[BaseException], message: str = "") -> None:
         # An async task is cancelled on its loop, which may sleep in its selector where an
-        # asynchronous exception would not land until a timer woke it. (That one can only
-        # be a bare class: it says its docstring.)
-        if not self.run_async.cancel(ident, exc(message) if message else exc):
+        # asynchronous exception would not land until a timer woke it. A cancel lands only
+        # at an await, so a run that has not reached one a second later gets the
+        # exception too. (That one can only be a bare class: it says its docstring.)
+        run = self.run_async.running(ident)
+        if run is None or not self.run_async.cancel(ident, exc(message) if message else exc):
             raise_in_thread(ident, exc)
+            return
+
+        def escalate() -> None:
+            if self.run_async.running(ident) is run:
+                raise_in_thread(ident, exc)
+
+        timer = threading.Timer(ESCALATE_AFTER_S, escalate)
+        timer.daemon = True
+        timer.start()
 
     @contextmanager
     def interrupter(self, seconds: float, exc: type[BaseException]) -> Iterator[None]:

@@ -207,6 +207,15 @@ async def async_kept_lock() -> str:
     return "ok"
 
 
+@app.task(name="t.async_busy", soft_time_limit=0.5)
+async def async_busy(seconds: float) -> str:
+    """Works in Python without ever awaiting, so a cancel alone would not stop it."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pass
+    return "finished"
+
+
 @app.task(name="t.custom_state", bind=True)
 def custom_state(self: Any, path: str) -> str:
     """Reports a custom state, then waits for the test's signal."""

@@ -79,3 +79,12 @@ def test_async_tasks_overlap_under_the_other_pools(
     latest_start = max(start for start, _, _ in windows)
     earliest_end = min(end for _, end, _ in windows)
     assert latest_start < earliest_end  # all three were in flight at once
+
+
+def test_the_soft_time_limit_stops_an_async_task_that_never_awaits(
+    start_worker: WorkerFactory, app: App
+) -> None:
+    start_worker("threads", "-c", "1")
+    with pytest.raises(SoftTimeLimitExceeded):  # limit 0.5 s, then a second's grace
+        app.send_task("t.async_busy", [30.0]).get(timeout=10)
+    assert app.send_task("t.async_spin", [0.0]).get(timeout=10) == "finished"

@@ -147,7 +147,10 @@ class Dispatcher:
             want = min(free, BURST)
             await asyncio.sleep(self._bucket.wait(want))  # sleep(0) yields between batches
             claimed, until = await self._deliveries.claim(want, self._lease_ms)
-            started, deferred = 0, []
+            # A delivery put back costs a claim, as an attempt does: the rate also bounds
+            # how fast a backlog for receivers at their cap goes round.
+            self._bucket.take(len(claimed))
+            deferred = []
             for delivery in await self._deliveries.load(claimed):
                 receiver = _receiver(delivery.url)
                 if self._per_receiver[receiver] >= PER_RECEIVER:
@@ -157,14 +160,10 @@ class Dispatcher:
                 task = asyncio.create_task(self._attempt(delivery))
                 self._tasks[task] = _Held(delivery.run_id, until, receiver)
                 task.add_done_callback(self._done)
-                started += 1
-            self._bucket.take(started)
             if deferred:  # no attempt made, none recorded: just due a little later
                 await self._deliveries.release(deferred, now_ms() + DEFER_MS)
             if len(claimed) < want:
                 await self._sleep()  # nothing else is due now
-            elif not started:
-                await self._wait_for_slot()  # every one was for a receiver at its cap
 
     async def _wait_for_slot(self) -> None:
         self._slot_wanted = True

@@ -277,7 +277,7 @@ def test_a_slow_receiver_does_not_hold_up_another(
         wait_for(lambda: len(slow.hits) >= PER_RECEIVER)
         other = submit(gw.client, f"{receiver.url}/fast")
         finish(r, other)
-        webhook = wait_for(lambda: settled(gw.client, other), 5)  # the held ones take 20 s
+        webhook = wait_for(lambda: settled(gw.client, other), 10)  # the held ones take 20 s
         assert webhook["state"] == "delivered"
         assert len(slow.hits) == PER_RECEIVER
     finally:

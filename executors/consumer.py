@@ -23,6 +23,7 @@ import msgspec
 import psutil
 import redis
 
+from executors.backoff import Backoff
 from executors.lane import ScriptLane
 from executors.pools.base import StopFlag
 from executors.runner import Outcome, Runner
@@ -90,7 +91,7 @@ class Consumer:
     # -- the loop ------------------------------------------------------------------------------
     def run(self, stop: StopFlag) -> None:
         """Consume until ``stop`` is set; prefetched runs not started are handed back."""
-        backoff = _Backoff()
+        backoff = Backoff()
         pending = self._own_pending()  # runs a previous life of this slot left unfinished
         while not stop.is_set() and not self._retiring():
             try:
@@ -319,18 +320,18 @@ class Consumer:
     def _store_outcome(self, stop: StopFlag) -> None:
         """Store the held outcome and ack; retried through Redis outages, since the run
         is done."""
-        backoff = _Backoff()
+        backoff = Backoff()
         while self._outcome is not None:
             try:
                 self._step("", [], [])
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 run_id = self._outcome[1][0]
-                if stop.is_set() and backoff.delay >= _Backoff.MAX:
+                if stop.is_set() and backoff.delay >= backoff.most:
                     log.error("gave up storing run %s: it stays pending and will run again", run_id)
                     self._outcome = None
                     return
                 log.warning("cannot store run %s yet (%s)", run_id, exc)
-                backoff.sleep(None)
+                backoff.sleep()
 
     def _ack(self, stream: str, entry_id: str) -> None:
         pipe = self.broker.redis.pipeline(transaction=True)
@@ -352,24 +353,6 @@ class Consumer:
 
 def _rss_mb() -> float:
     return float(psutil.Process().memory_info().rss) / (1 << 20)
-
-
-class _Backoff:
-    """Exponential backoff for reconnecting: 0.1 s doubling up to 5 s."""
-
-    MAX = 5.0
-
-    def __init__(self) -> None:
-        self.delay = 0.1
-
-    def reset(self) -> None:
-        self.delay = 0.1
-
-    def sleep(self, stop: StopFlag | None) -> None:
-        deadline = time.monotonic() + self.delay
-        while (left := deadline - time.monotonic()) > 0 and not (stop and stop.is_set()):
-            time.sleep(min(0.05, left))
-        self.delay = min(self.delay * 2, self.MAX)
 
 
 __all__ = ["Consumer", "SlotConfig", "ensure_groups"]

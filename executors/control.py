@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 
 import msgspec
 import redis
+
+from executors.backoff import Backoff
 
 log = logging.getLogger("celeriac.control")
 
@@ -32,20 +33,19 @@ class ControlListener:
         self._stop.set()
 
     def _run(self) -> None:
-        delay = 0.1
+        backoff = Backoff()
         while not self._stop.is_set():
             pubsub = self._client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
             try:
                 pubsub.subscribe(self._channel)
-                delay = 0.1
+                backoff.reset()
                 while not self._stop.is_set():
                     message = pubsub.get_message(timeout=0.5)
                     if message is not None:
                         self._dispatch(message["data"])
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.warning("control channel lost (%s); reconnecting", exc)
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                backoff.sleep()
             finally:
                 pubsub.close()
 

@@ -20,6 +20,7 @@ from typing import Any
 import redis
 
 from executors import claims, heartbeat
+from executors.backoff import Backoff
 from executors.board import SlotBoard
 from executors.consumer import Consumer, SlotConfig, ensure_groups
 from executors.control import ControlListener
@@ -144,7 +145,7 @@ class Worker:
         return 0 if clean else 1
 
     def _prepare(self, client: redis.Redis) -> None:
-        backoff = 0.1
+        backoff = Backoff()
         while True:
             try:
                 self._check_eviction(client)
@@ -153,8 +154,7 @@ class Worker:
                 return
             except redis.ConnectionError as exc:
                 log.warning("waiting for Redis (%s)", exc)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff.sleep()
 
     @staticmethod
     def _check_eviction(client: redis.Redis) -> None:

@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
+from executors.backoff import Backoff
+
 log = logging.getLogger("celeriac.pool")
 
 
@@ -98,7 +100,7 @@ def run_logged(
     starts, so a fault that persists (Redis out of memory, a key of the wrong type) is a
     traceback every half minute, not ten a second. True if the slot ended cleanly.
     """
-    delay = pause
+    backoff = Backoff(pause, max_pause)
     while True:
         started = time.monotonic()
         try:
@@ -106,21 +108,10 @@ def run_logged(
             return True
         except Exception:
             if time.monotonic() - started > max_pause:  # it had worked for a while
-                delay = pause
-            log.exception("slot %d crashed; it starts again in %.1fs", index, delay)
-        if _sleep(stop, delay):
+                backoff.reset()
+            log.exception("slot %d crashed; it starts again in %.1fs", index, backoff.delay)
+        if backoff.sleep(stop):
             return False
-        delay = min(delay * 2, max_pause)
-
-
-def _sleep(stop: StopFlag, seconds: float) -> bool:
-    """Sleep unless ``stop`` is set first; True if it was."""
-    deadline = time.monotonic() + seconds
-    while not stop.is_set():
-        if (left := deadline - time.monotonic()) <= 0:
-            return False
-        time.sleep(min(0.05, left))
-    return True
 
 
 def run_in_new_loop(awaitable: Awaitable[Any]) -> Any:
@@ -143,17 +134,15 @@ class SlotLoops:
 
     def __init__(self) -> None:
         self._local = threading.local()
-        # by thread ident: the slot's loop, and its run's task while one runs
-        self._loops: dict[int, asyncio.AbstractEventLoop] = {}
+        # by thread ident: its run's task while one runs, and what a cancelled one raises
         self._tasks: dict[int, asyncio.Task[Any]] = {}
-        self._cancelled: dict[int, BaseException | type[BaseException]] = {}  # what it raises
+        self._cancelled: dict[int, BaseException | type[BaseException]] = {}
 
     def __call__(self, awaitable: Awaitable[Any]) -> Any:
         ident = threading.get_ident()
         runner: asyncio.Runner | None = getattr(self._local, "runner", None)
         if runner is None:
             runner = self._local.runner = asyncio.Runner()
-            self._loops[ident] = runner.get_loop()
         self._cancelled.pop(ident, None)
         try:
             return runner.run(self._tracked(ident, awaitable))
@@ -180,26 +169,34 @@ class SlotLoops:
         """Thread ``ident``'s async run, while there is one."""
         return self._tasks.get(ident)
 
-    def cancel(self, ident: int, exc: BaseException | type[BaseException]) -> bool:
-        """Cancel thread ``ident``'s async run, which then raises ``exc``; False when the
-        thread runs none (it runs sync code, or nothing). Safe from a signal handler."""
-        task, loop = self._tasks.get(ident), self._loops.get(ident)
-        if task is None or loop is None:
-            return False
+    def cancel(
+        self, ident: int, exc: BaseException | type[BaseException]
+    ) -> asyncio.Task[Any] | None:
+        """Cancel thread ``ident``'s async run, which then raises ``exc``: the run's task,
+        or None when the thread runs none (it runs sync code, or nothing). Safe from a
+        signal handler."""
+        task = self._tasks.get(ident)
+        if task is None:
+            return None
         self._cancelled[ident] = exc
-        try:
-            loop.call_soon_threadsafe(task.cancel)
-        except RuntimeError:  # the loop closed meanwhile
-            return False
-        return True
+        return task if cancel_threadsafe(task) else None
 
     def close(self) -> None:
         """In the slot, as it ends: close its loop, cancelling what its runs left behind."""
         runner: asyncio.Runner | None = getattr(self._local, "runner", None)
         if runner is not None:
             self._local.runner = None
-            self._loops.pop(threading.get_ident(), None)
             runner.close()
+
+
+def cancel_threadsafe(task: asyncio.Task[Any]) -> bool:
+    """Cancel ``task`` from another thread, or a signal handler; False if its loop has
+    closed (the run is over)."""
+    try:
+        task.get_loop().call_soon_threadsafe(task.cancel)
+    except RuntimeError:
+        return False
+    return True
 
 
 async def _as_coroutine(awaitable: Awaitable[Any]) -> Any:

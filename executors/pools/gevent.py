@@ -18,7 +18,6 @@ from gevent import monkey
 monkey.patch_all()
 
 import asyncio  # noqa: E402
-import contextlib  # noqa: E402
 from collections.abc import Awaitable, Iterator  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
 from typing import Any, ClassVar  # noqa: E402
@@ -27,7 +26,7 @@ import gevent  # noqa: E402
 import gevent.event  # noqa: E402
 import gevent.threadpool  # noqa: E402
 
-from executors.pools.base import Slots, SlotTarget, run_logged  # noqa: E402
+from executors.pools.base import Slots, SlotTarget, cancel_threadsafe, run_logged  # noqa: E402
 
 
 class GeventPool:
@@ -109,7 +108,5 @@ class _ThreadRun:
     def cancel(self) -> None:
         """From the greenlet: stop the run in its thread (its result is not awaited)."""
         self._cancelled = True
-        task = self._task
-        if task is not None:
-            with contextlib.suppress(RuntimeError):  # its loop has closed: it is over
-                task.get_loop().call_soon_threadsafe(task.cancel)
+        if self._task is not None:
+            cancel_threadsafe(self._task)

@@ -105,7 +105,7 @@ class PreforkPool:
             error = exc(f"soft time limit ({seconds}s) exceeded")
             # An async run is cancelled on its loop, which survives that (and would not
             # survive an exception raised in the middle of its own code).
-            if not self.run_async.cancel(threading.get_ident(), error):
+            if self.run_async.cancel(threading.get_ident(), error) is None:
                 raise error
 
         previous = signal.signal(signal.SIGALRM, expire)

@@ -72,8 +72,8 @@ class ThreadPool:
         # asynchronous exception would not land until a timer woke it. A cancel lands only
         # at an await, so a run that has not reached one a second later gets the
         # exception too. (That one can only be a bare class: it says its docstring.)
-        run = self.run_async.running(ident)
-        if run is None or not self.run_async.cancel(ident, exc(message) if message else exc):
+        run = self.run_async.cancel(ident, exc(message) if message else exc)
+        if run is None:
             raise_in_thread(ident, exc)
             return
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -11,17 +12,24 @@ from sdk.errors import SoftTimeLimitExceeded, TaskRevoked
 from tests.executors.conftest import WorkerFactory
 
 
+def windows_in_flight_together(app: App, runs: int) -> list[list[Any]]:
+    """``runs`` async runs of a second each, one per slot: when each ran, and on which
+    loop; asserts they were all in flight at once."""
+    results = [app.send_task("t.async_window", [1.0]) for _ in range(runs)]
+    windows: list[list[Any]] = [r.get(timeout=15) for r in results]
+    latest_start = max(start for start, _, _ in windows)
+    earliest_end = min(end for _, end, _ in windows)
+    assert latest_start < earliest_end
+    return windows
+
+
 def test_async_tasks_run_on_one_shared_loop_concurrently(
     start_worker: WorkerFactory, app: App
 ) -> None:
     start_worker("asyncio", "-c", "4", "--prefetch", "1")  # one run per slot
     assert app.send_task("t.async_add", [2, 3]).get(timeout=10) == 5
-    results = [app.send_task("t.async_window", [1.0]) for _ in range(4)]
-    windows = [r.get(timeout=15) for r in results]
+    windows = windows_in_flight_together(app, 4)
     assert len({loop for _, _, loop in windows}) == 1  # one loop for every run
-    latest_start = max(start for start, _, _ in windows)
-    earliest_end = min(end for _, end, _ in windows)
-    assert latest_start < earliest_end  # all four were in flight at once
 
 
 def test_async_soft_time_limit_and_terminate_cancel_the_coroutine(
@@ -74,11 +82,7 @@ def test_async_tasks_overlap_under_the_other_pools(
     kind: str, start_worker: WorkerFactory, app: App
 ) -> None:
     start_worker(kind, "-c", "3", "--prefetch", "1")  # one run per slot
-    results = [app.send_task("t.async_window", [1.0]) for _ in range(3)]
-    windows = [r.get(timeout=15) for r in results]  # gevent failed two of three here
-    latest_start = max(start for start, _, _ in windows)
-    earliest_end = min(end for _, end, _ in windows)
-    assert latest_start < earliest_end  # all three were in flight at once
+    windows_in_flight_together(app, 3)  # gevent failed two of three here
 
 
 def test_the_soft_time_limit_stops_an_async_task_that_never_awaits(

@@ -3,14 +3,13 @@
 ``intake`` queues deliveries from the events stream (consumer group ``webhooks``);
 ``deliver`` claims due deliveries and makes one attempt each, at most ``CONCURRENCY`` at a
 time (``PER_RECEIVER`` of them to one receiver) and at most ``webhook_rate`` started a
-second, claimed ``BURST`` at a time. The rate cap
-bounds the share of the event loop (which also serves the API) that webhooks can take,
-whatever the backlog: after a long receiver outage the overdue retries are spread out,
-not started as a thundering herd. Both loops survive Redis outages (backing off) and any
-surprise (logged). Stopping cancels attempts in flight and hands their claims back, due
-at once, so another gateway (or this one, restarted) makes them again without waiting
-for the lease, with the same ``webhook-id``. A gateway that dies leaves its claims to
-lapse after the lease.
+second, claimed ``BURST`` at a time. The rate cap bounds the share of the event loop
+(which also serves the API) that webhooks can take, whatever the backlog: after a long
+receiver outage the overdue retries are spread out, not started as a thundering herd. Both
+loops survive Redis outages (backing off) and any surprise (logged). Stopping cancels
+attempts in flight and hands their claims back, due at once, so another gateway (or this
+one, restarted) makes them again without waiting for the lease, with the same
+``webhook-id``. A gateway that dies leaves its claims to lapse after the lease.
 """
 
 from __future__ import annotations

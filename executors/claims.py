@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import redis
 
-from sdk.keys import GROUP
+from sdk.protocol.keys import GROUP
 
 REFRESH_EVERY_S = 3.0
 

@@ -126,7 +126,7 @@ def command(
             max_deliveries=app.conf.max_deliveries,
             dead_after_s=app.conf.worker_dead_after,
         )
-        worker = Worker(app, pool_impl, options)
+        worker = Worker(app=app, pool=pool_impl, options=options)
     except CeleriacError as exc:
         raise click.ClickException(exc.message) from exc
     scheduler = _start_scheduler(app_spec, app.conf, log_level) if beat else None

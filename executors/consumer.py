@@ -9,6 +9,11 @@ One round trip per run: a finished run's outcome is not sent on its own but with
 call that starts the next run, or reads the next batch (step.lua). Nothing executes in
 between, so an outcome is as durable as before when the next run begins; a slot that
 stops, or finds nothing to do, stores what it holds first.
+
+With several key partitions (Redis Cluster), a fetch reads one partition per call,
+starting from the next one each time; when all are empty the slot blocks on one of them,
+a different one for each slot, so a worker with as many slots as partitions has one
+waiting on each (runs in the others wait at most one block, ``block_ms``).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import msgspec
 import psutil
@@ -31,12 +36,14 @@ from sdk import protocol as p
 from sdk import states
 from sdk.broker import Broker
 from sdk.errors import ProtocolError, UnknownProtocolVersion
-from sdk.keys import GROUP
+from sdk.protocol import plans
+from sdk.protocol.keys import GROUP, Keys
+from sdk.protocol.plans import ScriptCall, StreamEntry
 
 log = logging.getLogger("celeriac.consumer")
+R = TypeVar("R")
 
-Entry = tuple[str, str, dict[bytes, bytes]]  # stream, entry id, fields
-Call = tuple[list[str], list[Any]]  # a script call's keys and args
+Entry = StreamEntry
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,8 @@ class SlotConfig:
     """What a slot needs besides its Redis client and runner."""
 
     name: str  # consumer name in the group: "<worker id>.<slot>"
-    queues: Sequence[Sequence[str]]  # each queue's streams, highest priority first
+    queues: Sequence[str]
+    index: int = 0  # the slot's number in its worker: which partition it blocks on first
     prefetch: int = 4
     block_ms: int = 1000
     max_runs: int = 0  # leave after this many runs (prefork --max-tasks-per-child); 0 = never
@@ -54,9 +62,16 @@ class SlotConfig:
     max_memory_mb: int = 0  # leave once the process is bigger (--max-memory-per-child); 0 = never
     fair_every: int = 10  # every Nth fetch serves each non-empty priority once
 
-    @property
-    def streams(self) -> list[str]:
-        return [s for streams in self.queues for s in streams]
+
+def partition_streams(keys: Keys, queues: Sequence[str], part: int) -> list[str]:
+    """A partition's streams of ``queues``, by priority (highest first), then queue."""
+    by_queue = [keys.streams(part, q) for q in queues]
+    return [streams[i] for i in range(len(by_queue[0])) for streams in by_queue]
+
+
+def all_streams(keys: Keys, queues: Sequence[str]) -> list[str]:
+    """Every stream of ``queues`` in every partition."""
+    return [s for part in keys.all_partitions for s in partition_streams(keys, queues, part)]
 
 
 def ensure_groups(client: redis.Redis, streams: Sequence[str]) -> None:
@@ -72,6 +87,7 @@ def ensure_groups(client: redis.Redis, streams: Sequence[str]) -> None:
 class Consumer:
     def __init__(
         self,
+        *,
         broker: Broker,
         runner: Runner,
         config: SlotConfig,
@@ -80,13 +96,16 @@ class Consumer:
         self.runner = runner
         self.config = config
         self.runs = 0
+        keys = broker.keys
+        self._parts = [partition_streams(keys, config.queues, n) for n in keys.all_partitions]
+        self._streams = [s for streams in self._parts for s in streams]
         # Rank of a stream: 0 for priority 9, whatever its queue; batches run in rank order.
-        self._order = {s: i for streams in config.queues for i, s in enumerate(streams)}
-        self._by_priority = sorted(config.streams, key=lambda s: self._order[s])  # stable
+        self._order = {s: i // len(config.queues) for ss in self._parts for i, s in enumerate(ss)}
         self._fetches = 0
         self._next_reclaim = time.monotonic() + config.reclaim_every_s
-        self._outcome: Call | None = None  # a finish.lua call, sent with the next step
-        self._lane = ScriptLane(broker.redis, broker.scripts["step"])
+        self._outcome: ScriptCall[bool] | None = None  # a finish, sent with the next step
+        self._outcome_run = ""
+        self._lane = ScriptLane(broker.redis)
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self, stop: StopFlag) -> None:
@@ -109,7 +128,7 @@ class Consumer:
             except redis.ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise
-                ensure_groups(self.broker.redis, self.config.streams)  # queue was purged
+                ensure_groups(self.broker.redis, self._streams)  # queue was purged
         self._store_outcome(stop)
         self._lane.close()
 
@@ -123,24 +142,22 @@ class Consumer:
         )
 
     def _fetch(self) -> list[Entry]:
-        """New runs, highest priority first across every queue, in one script call;
-        blocks only when all are empty. docs/reliability.md states the policy."""
+        """New runs, highest priority first across every queue, one script call per
+        partition tried; blocks only when all are empty. docs/reliability.md states the
+        policy."""
         self._fetches += 1
-        fair = "1" if self._fetches % self.config.fair_every == 0 else "0"
-        reply = self._step(
-            "fetch", self._by_priority, [GROUP, self.config.name, self.config.prefetch, fair]
-        )
-        if reply:
-            entries = [
-                (stream.decode(), entry_id.decode(), dict(zip(flat[::2], flat[1::2], strict=True)))
-                for stream, entry_id, flat in reply
-            ]
-            entries.sort(key=lambda e: self._order.get(e[0], 0))  # a fair round reads low first
-            return entries
+        fair = self._fetches % self.config.fair_every == 0
+        count = len(self._parts)
+        for i in range(count):
+            streams = self._parts[(self._fetches + i) % count]
+            entries = self._step(plans.fetch(streams, self.config.name, self.config.prefetch, fair))
+            if entries:
+                entries.sort(key=lambda e: self._order.get(e.stream, 0))  # fair reads low first
+                return entries
         blocking = self.broker.redis.xreadgroup(
             GROUP,
             self.config.name,
-            dict.fromkeys(self.config.streams, ">"),
+            dict.fromkeys(self._parts[(self.config.index + self._fetches) % count], ">"),
             count=self.config.prefetch,
             block=self.config.block_ms,
         )
@@ -152,7 +169,7 @@ class Consumer:
             return []
         self._next_reclaim = time.monotonic() + self.config.reclaim_every_s
         claimed: list[Entry] = []
-        for stream in self.config.streams:
+        for stream in self._streams:
             reply = self.broker.redis.xautoclaim(
                 stream,
                 GROUP,
@@ -168,27 +185,30 @@ class Consumer:
         return claimed
 
     def _own_pending(self) -> list[Entry]:
-        streams = {s: "0" for s in self.config.streams}
-        try:
-            reply = self.broker.redis.xreadgroup(
-                GROUP,
-                self.config.name,
-                streams,  # type: ignore[arg-type]
-                count=1000,
-            )
-        except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
-            return []
-        return self._entries(reply)
+        found: list[Entry] = []
+        for streams in self._parts:  # one partition (one Cluster slot) a call
+            try:
+                reply = self.broker.redis.xreadgroup(
+                    GROUP,
+                    self.config.name,
+                    dict.fromkeys(streams, "0"),
+                    count=1000,
+                )
+            except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
+                continue
+            found += self._entries(reply)
+        found.sort(key=lambda e: self._order.get(e.stream, 0))
+        return found
 
     def _entries(self, reply: Any) -> list[Entry]:
         """Flatten an XREADGROUP reply, highest priority stream first."""
         entries = [
-            (stream.decode(), entry_id.decode(), fields)
+            StreamEntry(stream.decode(), entry_id.decode(), fields)
             for stream, items in reply or ()
             for entry_id, fields in items
             if fields  # an entry deleted while pending comes back empty
         ]
-        entries.sort(key=lambda e: self._order.get(e[0], 0))
+        entries.sort(key=lambda e: self._order.get(e.stream, 0))
         return entries
 
     # -- one run -------------------------------------------------------------------------------
@@ -209,51 +229,37 @@ class Consumer:
         if message.expires is not None and p.now_ms() > message.expires:
             self._finish(stream, entry_id, message, Outcome(states.EXPIRED), stop)
             return
-        verdict, attempts, deliveries, error = self._start(message)
-        if verdict == "DONE":
+        start = self._step(
+            plans.start(
+                self.broker.keys,
+                self.broker.limits,
+                message,
+                self.runner.worker_id,
+                self.config.max_deliveries,
+            )
+        )
+        if start.verdict == "DONE":
             self._ack(stream, entry_id)
-        elif verdict == "REVOKE":
+        elif start.verdict == "REVOKE":
             self._finish(stream, entry_id, message, Outcome(states.REVOKED), stop)
-        elif verdict == "KILLED":
-            outcome = Outcome(states.FAILURE, {p.F_ERROR: error})
+        elif start.verdict == "KILLED":
+            outcome = Outcome(states.FAILURE, {p.F_ERROR: start.killed})
             self._finish(stream, entry_id, message, outcome, stop)
-        elif verdict == "DEAD":
-            self._finish(stream, entry_id, message, self._dead(message, deliveries), stop)
+        elif start.verdict == "DEAD":
+            self._finish(stream, entry_id, message, self._dead(message, start.deliveries), stop)
         else:
-            outcome = self.runner.run(message, body, attempts)
+            outcome = self.runner.run(message, body, start.attempts)
             if outcome.state == states.RETRY:
                 self._retry(stream, entry_id, message, body, outcome)
             else:
                 self._finish(stream, entry_id, message, outcome, stop)
             self.runs += 1
 
-    def _step(self, part: str, keys: list[str], args: list[Any]) -> Any:
-        """Run ``part`` (start.lua or fetch.lua) after storing the held outcome, if any."""
-        outcome_keys, outcome_args = self._outcome or ([], [])
-        _stored, reply = self._lane(
-            [*outcome_keys, *keys],
-            [len(outcome_keys), len(outcome_args), part, *outcome_args, *args],
-        )
+    def _step(self, then: ScriptCall[R]) -> R:
+        """Run ``then`` (a start or a fetch) after storing the held outcome, if any."""
+        _stored, reply = self._lane(plans.step(self._outcome, then))
         self._outcome = None
-        return reply
-
-    def _start(self, message: p.Message) -> tuple[str, int, int, bytes]:
-        keys = self.broker.keys
-        verdict, attempts, deliveries, *error = self._step(
-            "start",
-            [keys.run(message.id), keys.events, keys.revoked],
-            [
-                message.id,
-                self.runner.worker_id,
-                p.now_ms(),
-                self.broker.limits.events,
-                message.task,
-                message.queue,
-                message.created_at,
-                self.config.max_deliveries,
-            ],
-        )
-        return verdict.decode(), int(attempts), int(deliveries), error[0] if error else b""
+        return cast(R, reply)
 
     def _dead(self, message: p.Message, deliveries: int) -> Outcome:
         log.error(
@@ -274,24 +280,13 @@ class Consumer:
         self, stream: str, entry_id: str, message: p.Message, body: bytes, outcome: Outcome
     ) -> None:
         """Schedule the next attempt in the delayed set; the run keeps its id."""
-        keys = self.broker.keys
         due = p.now_ms() + int((outcome.countdown or 0) * 1000)
         retried = msgspec.structs.replace(message, retries=message.retries + 1, eta=due)
-        self.broker.scripts["retry"](
-            [keys.run(message.id), stream, keys.events, keys.delayed(message.queue)],
-            [
-                message.id,
-                entry_id,
-                GROUP,
-                due,
-                p.encode_envelope(retried),
-                self.broker.limits.events,
-                message.task,
-                message.queue,
-                outcome.fields[p.F_ERROR],
-                p.now_ms(),
-                body,
-            ],
+        error = outcome.fields[p.F_ERROR]
+        self.broker.scripts(
+            plans.retry(
+                self.broker.keys, self.broker.limits, retried, stream, entry_id, error, body
+            )
         )
 
     def _finish(
@@ -299,23 +294,17 @@ class Consumer:
     ) -> None:
         """Hold the outcome for the next step; stored at once when nothing else comes."""
         self._store_outcome(stop)  # only after an outage: one outcome held at a time
-        keys, limits = self.broker.keys, self.broker.limits
-        args: list[Any] = [
-            message.id,
+        self._outcome = plans.finish(
+            self.broker.keys,
+            self.broker.limits,
+            message,
+            stream,
             entry_id,
-            GROUP,
             outcome.state,
-            p.now_ms(),
-            "" if outcome.runtime_ms is None else outcome.runtime_ms,
-            limits.result_ttl,
-            limits.events,
-            message.task,
-            message.queue,
-            keys.done_channel(message.id),
-        ]
-        for name, value in outcome.fields.items():
-            args += [name, value]
-        self._outcome = [keys.run(message.id), stream, keys.events, keys.dead(message.queue)], args
+            outcome.runtime_ms,
+            outcome.fields,
+        )
+        self._outcome_run = message.id
 
     def _store_outcome(self, stop: StopFlag) -> None:
         """Store the held outcome and ack; retried through Redis outages, since the run
@@ -323,9 +312,10 @@ class Consumer:
         backoff = Backoff()
         while self._outcome is not None:
             try:
-                self._step("", [], [])
+                self._lane(plans.step(self._outcome, None))
+                self._outcome = None
             except (redis.ConnectionError, redis.TimeoutError) as exc:
-                run_id = self._outcome[1][0]
+                run_id = self._outcome_run
                 if stop.is_set() and backoff.delay >= backoff.most:
                     log.error("gave up storing run %s: it stays pending and will run again", run_id)
                     self._outcome = None
@@ -355,4 +345,4 @@ def _rss_mb() -> float:
     return float(psutil.Process().memory_info().rss) / (1 << 20)
 
 
-__all__ = ["Consumer", "SlotConfig", "ensure_groups"]
+__all__ = ["Consumer", "SlotConfig", "all_streams", "ensure_groups", "partition_streams"]

@@ -12,9 +12,9 @@ import msgspec
 import redis
 
 from sdk.app import App
-from sdk.broker import Limits
-from sdk.keys import Keys
 from sdk.protocol import now_ms
+from sdk.protocol.keys import Keys
+from sdk.protocol.plans import Limits
 
 HEARTBEAT_S = 2.0
 DEAD_AFTER_S = 15.0
@@ -80,7 +80,7 @@ def worker_event(
     """A ``kind=worker`` entry on the events stream (``event: worker`` on /events)."""
     fields: dict[Any, Any] = {"kind": "worker", "id": worker_id, "state": state}
     fields.update(at=now_ms(), **extra)
-    client.xadd(keys.events, fields, maxlen=Limits().events, approximate=True)
+    client.xadd(keys.worker_events, fields, maxlen=Limits().events, approximate=True)
 
 
 def unregister(client: redis.Redis, keys: Keys, worker_id: str) -> None:

@@ -10,37 +10,38 @@ outcome it holds is sent again).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import hiredis
 import redis
-from redis.commands.core import Script
 from redis.exceptions import NoScriptError
+
+from sdk.protocol.drivers import evalsha
+from sdk.protocol.plans import ScriptCall
+
+R = TypeVar("R")
 
 
 class ScriptLane:
-    def __init__(self, client: redis.Redis, script: Script) -> None:
+    def __init__(self, client: redis.Redis) -> None:
         # Any: redis-py leaves Connection untyped
         self._connection: Any = client.connection_pool.make_connection()
-        self._script = script
 
-    def __call__(self, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+    def __call__(self, call: ScriptCall[R]) -> R:
         try:
-            return self._evalsha(keys, args)
+            return call.parse(self._send(call))
         except NoScriptError:  # a restarted or flushed server: load it, then once more
-            self._connection.send_command("SCRIPT", "LOAD", self._script.script)
+            self._connection.send_command("SCRIPT", "LOAD", call.script.source)
             self._connection.read_response()  # the same sha: it is the source's digest
-            return self._evalsha(keys, args)
+            return call.parse(self._send(call))
         except (redis.ConnectionError, redis.TimeoutError):
             self._connection.disconnect()  # reconnects next call
             raise
 
-    def _evalsha(self, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+    def _send(self, call: ScriptCall[Any]) -> Any:
         # Packed by hiredis straight away: the connection's packer first copies every
         # argument through a Python generator, which cost a tenth of the slot's CPU.
-        command = ("EVALSHA", self._script.sha, len(keys), *keys, *args)
-        self._connection.send_packed_command([hiredis.pack_command(command)])
+        self._connection.send_packed_command([hiredis.pack_command(evalsha(call))])
         return self._connection.read_response()
 
     def close(self) -> None:

@@ -13,7 +13,7 @@ from executors.board import SlotBoard
 from executors.heartbeat import Counters
 from sdk import states
 from sdk.broker import Broker
-from sdk.protocol import Message, now_ms
+from sdk.protocol import Message, plans
 from sdk.task import Task, parse_rate
 
 
@@ -34,7 +34,7 @@ class HardTimeLimit:
         self.index = index
 
     def before_execute(self, task: Task[Any, Any], message: Message) -> None:
-        self.board.running(self.index, message.id, task.options["time_limit"])
+        self.board.running(self.index, message.id, task.options.time_limit)
 
     def after_execute(self, task: Task[Any, Any], message: Message, state: str) -> None:
         self.board.idle(self.index)
@@ -48,12 +48,11 @@ class RateLimit:
         self.broker = broker
 
     def before_execute(self, task: Task[Any, Any], message: Message) -> None:
-        per_second = parse_rate(task.options["rate_limit"])
+        per_second = parse_rate(task.options.rate_limit)
         if per_second is None:
             return
         interval = max(1, round(1000 / per_second))
-        key = self.broker.keys.rate(task.name)
-        while wait_ms := int(self.broker.scripts["rate"]([key], [now_ms(), interval])):
+        while wait_ms := self.broker.scripts(plans.rate(self.broker.keys, task.name, interval)):
             time.sleep(min(wait_ms, 1000) / 1000)
 
     def after_execute(self, task: Task[Any, Any], message: Message, state: str) -> None:

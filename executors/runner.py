@@ -28,7 +28,7 @@ from sdk.errors import (
 )
 from sdk.exceptions_wire import describe
 from sdk.serializers import Codec
-from sdk.task import Task
+from sdk.task import Task, TaskOptions
 
 log = logging.getLogger("celeriac.runner")
 
@@ -64,6 +64,7 @@ class Runner:
 
     def __init__(
         self,
+        *,
         app: App,
         codec: Codec,
         worker_id: str,
@@ -144,7 +145,7 @@ class Runner:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Outcome:
-        soft = task.options["soft_time_limit"]
+        soft = task.options.soft_time_limit
         try:
             with self.interrupter(float(soft), SoftTimeLimitExceeded) if soft else nullcontext():
                 value = task(*args, **kwargs)
@@ -156,7 +157,7 @@ class Runner:
             log.warning("run %s (%s) terminated", message.id, message.task)
             return Outcome(states.REVOKED)
         except Exception as exc:
-            if isinstance(exc, tuple(task.options["autoretry_for"])):
+            if isinstance(exc, task.options.autoretry_for):
                 return self._retry(task, message, args, kwargs, Retry(exc=exc))
             task.on_failure(exc, message.id, args, kwargs, describe(exc)["traceback"])
             return self._failure(exc, message)
@@ -174,7 +175,7 @@ class Runner:
         retry: Retry,
     ) -> Outcome:
         """Another attempt later, or a failure once the retries are used up."""
-        limit = _first(retry.max_retries, message.max_retries, task.options["max_retries"])
+        limit = _first(retry.max_retries, message.max_retries, task.options.max_retries)
         if limit is not None and message.retries >= limit:
             exc = retry.exc or MaxRetriesExceeded(f"{message.task}: {limit} retries used up")
             task.on_failure(exc, message.id, args, kwargs, describe(exc)["traceback"])
@@ -225,7 +226,7 @@ def _first(*values: int | None) -> int | None:
     return next((v for v in values if v is not None), None)
 
 
-def retry_delay(options: dict[str, Any], retries: int, countdown: float | None) -> float:
+def retry_delay(options: TaskOptions, retries: int, countdown: float | None) -> float:
     """Seconds until the next attempt: explicit, else exponential backoff, else the default.
 
     Backoff is ``base * 2**retries`` capped at ``retry_backoff_max``, with full jitter
@@ -233,9 +234,9 @@ def retry_delay(options: dict[str, Any], retries: int, countdown: float | None) 
     """
     if countdown is not None:
         return max(0.0, float(countdown))
-    backoff = options["retry_backoff"]
+    backoff = options.retry_backoff
     if not backoff:
-        return float(options["default_retry_delay"])
+        return float(options.default_retry_delay)
     base = 1.0 if backoff is True else float(backoff)
-    delay = min(float(options["retry_backoff_max"]), base * (2**retries))
-    return random.uniform(0, delay) if options["retry_jitter"] else delay
+    delay = min(float(options.retry_backoff_max), base * (2**retries))
+    return random.uniform(0, delay) if options.retry_jitter else delay

@@ -22,19 +22,20 @@ import redis
 from executors import claims, heartbeat
 from executors.backoff import Backoff
 from executors.board import SlotBoard
-from executors.consumer import Consumer, SlotConfig, ensure_groups
+from executors.consumer import Consumer, SlotConfig, all_streams, ensure_groups
 from executors.control import ControlListener
 from executors.middleware import Counting, HardTimeLimit, Middleware, RateLimit
 from executors.pools import Pool
 from executors.pools.base import StopFlag
 from executors.runner import Runner
 from sdk.app import App
-from sdk.broker import Broker, Limits
+from sdk.broker import Broker
 from sdk.errors import Terminated, TimeLimitExceeded
 from sdk.exceptions_wire import describe
 from sdk.hygiene import eviction_warning
-from sdk.keys import Keys
-from sdk.protocol import new_id, now_ms
+from sdk.protocol import F_KILLED, new_id, now_ms, plans
+from sdk.protocol.keys import Keys
+from sdk.protocol.plans import Limits
 from sdk.serializers import Codec
 from sdk.signing import Signer
 
@@ -56,13 +57,13 @@ class WorkerOptions:
 
 
 class Worker:
-    def __init__(self, app: App, pool: Pool, options: WorkerOptions) -> None:
+    def __init__(self, *, app: App, pool: Pool, options: WorkerOptions) -> None:
         if not app.conf.redis_url:
             raise ValueError("the worker needs a Redis URL")
         self.app = app
         self.pool = pool
         self.options = options
-        self.keys = Keys(app.conf.prefix)
+        self.keys = Keys.from_settings(app.conf)
         self.limits = Limits.from_settings(app.conf)
         self.codec = Codec(Signer(app.conf.signing_key) if app.conf.signing_key else None)
         self.id = options.name or f"{socket.gethostname()}-{new_id()[-12:]}"
@@ -75,7 +76,7 @@ class Worker:
         )
         self.counters = heartbeat.Counters(*(multiprocessing.Value("q", 0) for _ in range(3)))
         self.board = SlotBoard(options.concurrency)
-        self.streams = [s for q in options.queues for s in self.keys.streams(q)]
+        self.streams = all_streams(self.keys, options.queues)
         self._signals = 0
         self._wake = threading.Event()
         # A claim is at most 1.5 refresh periods idle, well under the dead-worker time.
@@ -94,17 +95,18 @@ class Worker:
             HardTimeLimit(self.board, index),
         ]
         runner = Runner(
-            self.app,
-            self.codec,
-            self.id,
-            middleware,
-            self.pool.interrupter,
-            broker.update_state,
-            self.pool.run_async,
+            app=self.app,
+            codec=self.codec,
+            worker_id=self.id,
+            middleware=middleware,
+            interrupter=self.pool.interrupter,
+            state_writer=broker.update_state,
+            run_async=self.pool.run_async,
         )
         config = SlotConfig(
             name=f"{self.id}.{index}",
-            queues=[self.keys.streams(q) for q in self.options.queues],
+            queues=self.options.queues,
+            index=index,
             prefetch=self.options.prefetch,
             max_runs=self.options.max_tasks_per_child,
             max_memory_mb=self.options.max_memory_per_child_mb,
@@ -113,7 +115,7 @@ class Worker:
             reclaim_every_s=min(5.0, self.options.dead_after_s),
         )
         try:
-            Consumer(broker, runner, config).run(stop)
+            Consumer(broker=broker, runner=runner, config=config).run(stop)
         finally:
             client.close()
 
@@ -180,19 +182,24 @@ class Worker:
             self._wake.wait(TICK_S)
 
     def _promote_due(self, broker: Broker) -> None:
-        """Move due countdown/ETA/retry runs of our queues to their streams."""
-        for queue in self.options.queues:
-            broker.scripts["promote"](
-                [self.keys.delayed(queue), self.keys.events],
-                [now_ms(), 500, self.keys.prefix, queue, self.limits.events],
-            )
+        """Move due countdown/ETA/retry runs of our queues to their streams: the due ids
+        of every delayed set in one round trip, then a promote call where there are any."""
+        now = now_ms()
+        sets = [(part, q) for part in self.keys.all_partitions for q in self.options.queues]
+        pipe = broker.redis.pipeline(transaction=False)
+        for part, queue in sets:
+            pipe.zrangebyscore(self.keys.delayed(part, queue), "-inf", now, start=0, num=500)
+        for (part, queue), due in zip(sets, pipe.execute(), strict=True):
+            if due:
+                ids = [i.decode() for i in due]
+                broker.scripts(plans.promote(self.keys, self.limits, part, queue, ids, now))
 
     def _enforce_time_limits(self, client: redis.Redis) -> None:
         """Stop runs past their hard time limit; record why first, so no one re-runs them."""
         for index, run_id in self.board.overdue():
             log.error("run %s exceeded its hard time limit; stopping it", run_id)
             error = describe(TimeLimitExceeded("hard time limit exceeded: the run was stopped"))
-            client.hset(self.keys.run(run_id), "killed", self.codec.encode(error, "json")[0])
+            client.hset(self.keys.run(run_id), F_KILLED, self.codec.encode(error, "json")[0])
             self.board.idle(index)
             self.pool.terminate(index, TimeLimitExceeded)
 

@@ -21,11 +21,12 @@ from gateway.state import Deps
 from gateway.waiters import WaitHub
 from gateway.webhooks import service as webhooks
 from gateway.webhooks.guard import Policy
-from sdk.broker import AsyncBroker, Limits
+from sdk.broker import AsyncBroker
 from sdk.config import Settings
 from sdk.errors import ConfigurationError
 from sdk.idempotency import IdempotentSubmitter
-from sdk.keys import Keys
+from sdk.protocol.keys import Keys
+from sdk.protocol.plans import Limits
 from sdk.serializers import Codec
 from sdk.signing import Signer
 
@@ -52,7 +53,7 @@ def redis_client(url: str) -> aredis.Redis:
 
 
 def build_deps(settings: Settings, client: aredis.Redis) -> Deps:
-    keys = Keys(settings.prefix)
+    keys = Keys.from_settings(settings)
     limits = Limits.from_settings(settings)
     signer = Signer(settings.signing_key) if settings.signing_key else None
     broker, catalog = AsyncBroker(client, keys, limits), Catalog(client, keys)
@@ -65,7 +66,7 @@ def build_deps(settings: Settings, client: aredis.Redis) -> Deps:
         hub=WaitHub(client, keys),
         schedules=Admin.over(broker, catalog, settings),
         callbacks=Policy(settings.webhook_secret, settings.webhook_allow),
-        idempotent=IdempotentSubmitter(client, keys, limits),
+        idempotent=IdempotentSubmitter(broker.scripts, keys, limits),
     )
 
 

@@ -19,8 +19,8 @@ import msgspec
 import redis.asyncio as aredis
 
 from sdk.errors import InvalidArguments, TaskNotFound
-from sdk.keys import Keys
 from sdk.protocol import now_ms
+from sdk.protocol.keys import Keys
 
 log = logging.getLogger(__name__)
 

@@ -317,12 +317,15 @@ PATHS: dict[str, Schema] = {
                     "name": "Last-Event-ID",
                     "in": "header",
                     "schema": {"type": "string"},
-                    "description": "resume after this events-stream id",
+                    "description": "resume after this position (an SSE id received before)",
                 },
             ],
             "responses": {
                 "200": {
-                    "description": "an endless text/event-stream; id: is the stream entry id",
+                    "description": (
+                        "an endless text/event-stream; id: is the position in every "
+                        "partition's events stream (one partition: the stream entry id)"
+                    ),
                     "content": {"text/event-stream": {}},
                 },
                 **_errors(400),

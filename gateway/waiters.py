@@ -1,8 +1,9 @@
-"""Long-poll wake-ups: one events-stream tail per process resolves every waiter's future.
+"""Long-poll wake-ups: one events tail per process resolves every waiter's future.
 
 A waiter registers its future *before* reading the run record, so a run that finishes
-between the read and the wait still wakes it. Thousands of waiters cost one XREAD loop.
-The same tail feeds ``/events`` subscribers (SSE): each gets every entry in a bounded queue.
+between the read and the wait still wakes it. Thousands of waiters cost one XREAD loop,
+over every partition's events stream at once. The same tail feeds ``/events`` subscribers
+(SSE): each gets every entry, with its partition, in a bounded queue.
 """
 
 from __future__ import annotations
@@ -10,15 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import redis.asyncio as aredis
 import redis.exceptions as redis_errors
 
 from sdk import states
-from sdk.broker import Fields, is_terminal
-from sdk.keys import Keys
+from sdk.protocol.keys import Keys
+from sdk.protocol.record import Fields, is_terminal
 
 log = logging.getLogger(__name__)
 
@@ -31,37 +33,58 @@ BACKOFF_MIN, BACKOFF_MAX = 0.1, 2.0
 SUBSCRIBER_QUEUE = 10_000  # entries a slow SSE client may lag behind before it is cut off
 
 
-def stream_id(entry_id: bytes | str) -> tuple[int, int]:
+StreamId = tuple[int, int]  # a stream entry id (ms, seq), comparable
+
+
+def stream_id(entry_id: bytes | str) -> StreamId:
     """A stream entry id (``ms-seq``) as a comparable pair."""
     text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
     ms, _, seq = text.partition("-")
     return int(ms), int(seq or 0)
 
 
+_STREAM_ID = re.compile(r"\d+(-\d+)?")
+
+
+def parse_stream_id(text: str) -> StreamId:
+    """A stream entry id a client sent (``ms-seq``, or ``ms``); ValueError if it is not one."""
+    if not _STREAM_ID.fullmatch(text):
+        raise ValueError(f"not a stream entry id: {text!r}")
+    return stream_id(text)
+
+
 def _raw(response: Any, **_options: Any) -> Any:
     return response
 
 
-def _entries_by_stream(reply: Any) -> list[list[RawEntry]]:
+def _entries_by_stream(reply: Any) -> list[tuple[bytes, list[RawEntry]]]:
     """XREAD's reply: a map of stream to entries (RESP3) or a list of pairs (RESP2)."""
     if not reply:
         return []
     pairs = reply.items() if isinstance(reply, dict) else reply
-    return [cast(list[RawEntry], entries) for _stream, entries in pairs if entries]
+    return [(stream, cast(list[RawEntry], entries)) for stream, entries in pairs if entries]
 
 
 def _pairs(flat: list[bytes] | None) -> dict[bytes, bytes]:
     return dict(zip(flat[::2], flat[1::2], strict=True)) if flat else {}
 
 
+class Event(NamedTuple):
+    """An entry of a partition's events stream."""
+
+    part: int
+    id: bytes
+    fields: dict[bytes, bytes]
+
+
 class Subscriber:
     """One ``/events`` client: the entries the tail saw since it subscribed."""
 
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[Entry] = asyncio.Queue(SUBSCRIBER_QUEUE)
+        self.queue: asyncio.Queue[Event] = asyncio.Queue(SUBSCRIBER_QUEUE)
         self.lagged = asyncio.Event()  # set once the queue overflowed: the client must resume
 
-    def offer(self, entry: Entry) -> None:
+    def offer(self, entry: Event) -> None:
         if self.lagged.is_set():
             return
         try:
@@ -77,12 +100,15 @@ class WaitHub:
         # per-entry dict building, and builds dicts only for SSE subscribers.
         self._redis = aredis.Redis(connection_pool=client.connection_pool)
         self._redis.set_response_callback("XREAD", _raw)
-        self._stream = keys.events
+        self._streams = [keys.events(part) for part in keys.all_partitions]
+        self._parts = {name.encode(): part for part, name in enumerate(self._streams)}
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._task: asyncio.Task[None] | None = None
         self._delay = BACKOFF_MIN
         self._subscribers: set[Subscriber] = set()
-        self._last: bytes | None = None  # the last entry seen, to resume after an outage
+        self._last: dict[
+            str, bytes
+        ] = {}  # each stream's last entry seen, to resume after an outage
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -153,28 +179,42 @@ class WaitHub:
             self._wake(run_id)
 
     # -- the tail ----------------------------------------------------------------------------
-    async def _last_id(self) -> bytes:
-        last = cast(list[Entry], await self._redis.xrevrange(self._stream, count=1))
-        return last[0][0] if last else b"0-0"
+    async def _ends(self) -> dict[str, bytes]:
+        """Where to read each stream from: its end, or the last entry seen before an
+        outage if the stream still reaches back to it."""
+        pipe = self._redis.pipeline(transaction=False)
+        for name in self._streams:
+            pipe.xrevrange(name, count=1)
+        lasts = cast(list[list[Entry]], await pipe.execute())
+        ends = {}
+        for name, last in zip(self._streams, lasts, strict=True):
+            end = last[0][0] if last else b"0-0"
+            seen = self._last.get(name)
+            ends[name] = seen if seen and stream_id(seen) <= stream_id(end) else end
+        return ends
 
     async def _follow(self) -> None:
-        """Tail the stream from its current end; returns only by raising."""
-        end = await self._last_id()
-        last = self._last if self._last and stream_id(self._last) <= stream_id(end) else end
+        """Tail the streams from their current ends; returns only by raising."""
+        last = await self._ends()
         self._delay = BACKOFF_MIN
         self._wake_all()  # anything may have finished while we were not listening
         while True:
-            reply = await self._redis.xread({self._stream: last}, count=BATCH, block=BLOCK_MS)
-            for entries in _entries_by_stream(reply):
-                last = self._last = entries[-1][0]
+            reply = await self._redis.xread(last, count=BATCH, block=BLOCK_MS)  # type: ignore[arg-type]
+            for stream, entries in _entries_by_stream(reply):
+                part = self._parts[stream]
+                name = self._streams[part]
+                last[name] = self._last[name] = entries[-1][0]
                 if self._waiters:
                     for _id, flat in entries:
                         self._wake_if_terminal(flat)
                 if self._subscribers:  # after the wake-ups: long-polls first
-                    parsed = [(entry_id, _pairs(flat)) for entry_id, flat in entries]
-                    for subscriber in self._subscribers:
-                        for entry in parsed:
-                            subscriber.offer(entry)
+                    self._offer(part, entries)
+
+    def _offer(self, part: int, entries: list[RawEntry]) -> None:
+        parsed = [Event(part, entry_id, _pairs(flat)) for entry_id, flat in entries]
+        for subscriber in self._subscribers:
+            for entry in parsed:
+                subscriber.offer(entry)
 
     def _wake_if_terminal(self, flat: list[bytes]) -> None:
         fields = _pairs(flat)
@@ -182,7 +222,7 @@ class WaitHub:
             self._wake(fields.get(b"id", b"").decode())
 
     async def _tail(self) -> None:
-        """Follow the stream forever, backing off while Redis is unreachable."""
+        """Follow the streams forever, backing off while Redis is unreachable."""
         while True:
             try:
                 await self._follow()

@@ -20,7 +20,6 @@ import redis
 
 from loadtests.peers.celeriac_peer import CeleriacPeer
 from loadtests.procs import BenchError, Procs, free_port, python, wait_until
-from sdk.keys import Keys
 
 WRK_DIR = Path(__file__).resolve().parent / "wrk"
 WRK_MISSING = "wrk not found: HTTP scenarios skipped (install it: apt-get install -y wrk)"
@@ -101,7 +100,7 @@ class Gateway:
         self.procs, self.client, self.peer = procs, client, peer
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.tasks_key = Keys(peer.app.conf.prefix).tasks
+        self.tasks_key = peer.keys.tasks
         self.catalog: dict[Any, Any] = {}
 
     def start(self) -> Callable[[], None]:

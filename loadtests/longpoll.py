@@ -30,6 +30,9 @@ from typing import Any
 import httpx
 import redis
 
+from sdk.config import Settings
+from sdk.protocol.keys import Keys
+
 ROOT = Path(__file__).resolve().parents[1]
 TASK = "examples.echo"
 QUEUE = "longpoll"
@@ -234,7 +237,8 @@ def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
             "--name",
             "lp-catalog",
         )
-        wait_until(lambda: r.hexists("celeriac:tasks", TASK), 30, "the task catalog")
+        tasks = Keys.from_settings(Settings().with_env()).tasks  # as the processes see it
+        wait_until(lambda: r.hexists(tasks, TASK), 30, "the task catalog")
         stop(catalog)
         return asyncio.run(measure(args, url, port, r))
     finally:

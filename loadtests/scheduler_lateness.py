@@ -4,7 +4,9 @@ Starts an embedded Valkey (or uses --redis-url), writes N interval schedules str
 the store (staggered over the interval so fires spread out), runs one ``celeriac
 scheduler`` process for --seconds, then reads every run it queued: lateness = the run's
 ``created_at`` (set when the scheduler built it, just before submit) minus its fire time
-(carried in the run id). No worker runs: only the scheduler's side is measured.
+(carried in the run id). Runs are found in the run history, which the scheduler is
+started with room enough for every one. No worker runs: only the scheduler's side is
+measured. The CELERIAC_* settings (prefix, partitions) apply to both sides.
 
     .venv/bin/python loadtests/scheduler_lateness.py --schedules 1000 --every 10 --seconds 60
 """
@@ -13,28 +15,42 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import cast
 
 import redis
 import redis.asyncio as aredis
 
 from gateway.scheduler.model import Interval, Schedule, fire_ms_of
 from gateway.scheduler.store import Store
+from sdk.config import ENV_VARS, Settings
 from sdk.embedded import EmbeddedServer
-from sdk.keys import Keys
-from sdk.protocol import now_ms
+from sdk.protocol import F_CREATED, now_ms
+from sdk.protocol.keys import Keys
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-async def create(url: str, count: int, every: float) -> None:
+def settings_for(args: argparse.Namespace) -> Settings:
+    """The environment's settings, with a history that keeps every run queued."""
+    runs = int(args.schedules * (args.seconds / args.every + 2))
+    return Settings(history_size=max(runs, Settings.history_size)).with_env()
+
+
+def scheduler_env(settings: Settings) -> dict[str, str]:
+    names = ("prefix", "partitions", "history_size")
+    return {**os.environ, **{ENV_VARS[n]: str(getattr(settings, n)) for n in names}}
+
+
+async def create(url: str, keys: Keys, count: int, every: float) -> None:
     client = aredis.Redis.from_url(url)
-    store = Store(client, Keys())
+    store = Store(client, keys)
     now = now_ms()
     for i in range(count):
         anchor = now + int(i * every * 1000 / count)  # spread the fires over one interval
@@ -45,15 +61,19 @@ async def create(url: str, count: int, every: float) -> None:
     await client.aclose()
 
 
-def measure(url: str) -> list[int]:
+def measure(url: str, keys: Keys) -> list[int]:
+    """Lateness (ms) of every run in the history of every partition."""
     client = redis.Redis.from_url(url)
-    keys = Keys()
     late = []
-    for key in client.scan_iter(match=keys.run("*"), count=1000):  # GET /runs keeps 10,000
-        run = key.decode().rsplit(":", 1)[1]
-        created = client.hget(key, "created_at")
-        if created is not None:
-            late.append(int(created) - fire_ms_of(run))
+    for part in keys.all_partitions:
+        history = cast(list[bytes], client.zrange(keys.history(part), 0, -1))
+        runs = [i.decode() for i in history]
+        pipe = client.pipeline(transaction=False)
+        for run in runs:
+            pipe.hget(keys.run(run), F_CREATED)
+        for run, created in zip(runs, pipe.execute(), strict=True):
+            if created is not None:
+                late.append(int(created) - fire_ms_of(run))
     client.close()
     return late
 
@@ -70,20 +90,24 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="how long to measure")
     parser.add_argument("--redis-url", default=None)
     args = parser.parse_args()
+    settings = settings_for(args)
+    keys = Keys.from_settings(settings)
     with tempfile.TemporaryDirectory() as tmp:
         server = None if args.redis_url else EmbeddedServer(Path(tmp), persistent=False).start()
         url = args.redis_url or server.url  # type: ignore[union-attr]
         redis.Redis.from_url(url).flushall()
         cmd = [sys.executable, "-m", "sdk.cli", "scheduler", "--redis-url", url]
-        proc = subprocess.Popen([*cmd, "--log-level", "warning"], cwd=ROOT)
+        proc = subprocess.Popen(
+            [*cmd, "--log-level", "warning"], cwd=ROOT, env=scheduler_env(settings)
+        )
         try:
             time.sleep(2)  # the scheduler takes the lease
-            asyncio.run(create(url, args.schedules, args.every))
+            asyncio.run(create(url, keys, args.schedules, args.every))
             time.sleep(args.seconds)
         finally:
             proc.terminate()
             proc.wait(20)
-        late = measure(url)
+        late = measure(url, keys)
         if server is not None:
             server.stop()
     if not late:

@@ -12,9 +12,9 @@ from typing import Any
 import msgspec
 
 from sdk import protocol as p
-from sdk.broker import Submission
 from sdk.errors import InvalidRequest
-from sdk.keys import DEFAULT_PRIORITY, PRIORITIES
+from sdk.protocol.keys import DEFAULT_PRIORITY, PRIORITIES
+from sdk.protocol.plans import Submission
 from sdk.serializers import Codec
 
 Number = int | float

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from sdk.errors import ConfigurationError
+from sdk.redis_url import check_redis_url
 
 #: Environment variables, by setting name.
 ENV_VARS = {
@@ -17,6 +18,7 @@ ENV_VARS = {
     "redis_url": "CELERIAC_REDIS_URL",
     "api_key": "CELERIAC_API_KEY",
     "prefix": "CELERIAC_PREFIX",
+    "partitions": "CELERIAC_PARTITIONS",
     "signing_key": "CELERIAC_SIGNING_KEY",
     "result_expires": "CELERIAC_RESULT_EXPIRES",
     "history_size": "CELERIAC_HISTORY_SIZE",
@@ -42,6 +44,7 @@ class Settings:
     redis_url: str | None = None
     api_key: str | None = None
     prefix: str = "celeriac"
+    partitions: int = 1  # key partitions runs spread over (Redis Cluster; docs/protocol.md)
     serializer: str = "json"
     signing_key: str | None = None
     result_expires: int = 86_400
@@ -83,6 +86,8 @@ class Settings:
 
 
 def _coerce(name: str, value: Any, current: Any) -> Any:
+    if name == "redis_url" and isinstance(value, str):
+        return check_redis_url(value)
     if isinstance(current, bool) or name.startswith("task_always"):
         if isinstance(value, str):
             return value.strip().lower() in {"1", "true", "yes", "on"}

@@ -9,18 +9,17 @@ no window in which a key names a run that is not queued yet (docs/results.md).
 from __future__ import annotations
 
 import hashlib
-from typing import Any, cast
+from typing import Any
 
 import msgspec
-import redis.asyncio as aredis
 
-from sdk import scripts
-from sdk.broker import Limits, Submission, plan_submit
 from sdk.errors import Conflict, IdempotencyConflict, InvalidRequest
-from sdk.keys import Keys
+from sdk.protocol import plans
+from sdk.protocol.drivers import AsyncScripts
+from sdk.protocol.keys import Keys
+from sdk.protocol.plans import Limits, Submission
 
 MAX_KEY = 255
-SUBMIT_ONCE = scripts.function("submit") + scripts.source("submit_once")
 
 
 class Remembered(msgspec.Struct):
@@ -51,28 +50,28 @@ def request_digest(*parts: bytes | str | None) -> str:
 
 
 class IdempotentSubmitter:
-    """Submits one run under an idempotency key, over a redis.asyncio client."""
+    """Submits one run under an idempotency key. The run's id must be of the key's
+    partition (``Keys.run_id_for``), so the key and the run are in one slot."""
 
-    def __init__(self, client: aredis.Redis, keys: Keys, limits: Limits) -> None:
+    def __init__(self, scripts: AsyncScripts, keys: Keys, limits: Limits) -> None:
+        self._scripts = scripts
         self._keys = keys
         self._limits = limits
-        self._script = client.register_script(SUBMIT_ONCE)
 
     async def submit(
         self, sub: Submission, key: str, digest: str, answer: dict[str, Any]
     ) -> dict[str, Any] | None:
         """None when this call created the run; the first answer for a repeat of the same
         request; IdempotencyConflict for the same key with a different request."""
-        k, a = plan_submit(self._keys, self._limits, sub)
         remembered = msgspec.json.encode(Remembered(digest, answer))
-        k.append(self._keys.idempotency(key))
-        a += [remembered, self._limits.result_ttl]
-        reply = cast(list[Any], await self._script(k, a))
-        if reply[0] == 1:
+        once = await self._scripts(
+            plans.submit_once(self._keys, self._limits, sub, key, remembered)
+        )
+        if once.created:
             return None
-        if len(reply) < 2:
+        if once.remembered is None:
             raise Conflict("a run with this id already exists")
-        first = _decode(reply[1])
+        first = _decode(once.remembered)
         if first.digest != digest:
             raise IdempotencyConflict(
                 "this idempotency key was used with a different request",

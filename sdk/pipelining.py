@@ -22,8 +22,9 @@ from typing import Any
 import hiredis
 import redis
 import redis.asyncio as aredis
-from redis.commands.core import AsyncScript, Script
 from redis.exceptions import NoScriptError, ResponseError
+
+from sdk.protocol.lua import Lua
 
 MAX_BATCH = 512  # commands per pipeline
 MAX_IN_FLIGHT = 2  # pipelines under way at once; more commands wait for the next tick
@@ -34,22 +35,24 @@ def _evalsha(sha: str, keys: Sequence[Any], args: Sequence[Any]) -> tuple[Any, .
 
 
 def script_calls(
-    client: redis.Redis, script: Script, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]
+    client: redis.Redis, calls: Sequence[tuple[Lua, Sequence[Any], Sequence[Any]]]
 ) -> list[Any]:
-    """Call ``script`` once per ``(keys, args)`` in one round trip; replies in order.
+    """Each ``(script, keys, args)`` call in one round trip; replies in order.
     A call's error is raised after the whole batch has run."""
     todo = list(range(len(calls)))
     replies: list[Any] = [None] * len(calls)
     for _ in range(2):  # the second pass only after NOSCRIPT
         pipe = client.pipeline(transaction=False)
         for i in todo:
-            pipe.execute_command(*_evalsha(script.sha, *calls[i]))  # type: ignore[no-untyped-call]
+            script, keys, args = calls[i]
+            pipe.execute_command(*_evalsha(script.sha, keys, args))  # type: ignore[no-untyped-call]
         for i, reply in zip(todo, pipe.execute(raise_on_error=False), strict=True):
             replies[i] = reply
         todo = [i for i in todo if isinstance(replies[i], NoScriptError)]
         if not todo:
             break
-        script.sha = client.script_load(script.script)
+        for script in {calls[i][0] for i in todo}:
+            client.script_load(script.source)
     for reply in replies:
         if isinstance(reply, Exception):
             raise reply
@@ -60,7 +63,7 @@ def script_calls(
 class _Pending:
     args: tuple[Any, ...]
     future: asyncio.Future[Any]
-    script: AsyncScript | None = None  # set for EVALSHA, to reload on NOSCRIPT
+    script: Lua | None = None  # set for EVALSHA, to reload on NOSCRIPT
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -81,7 +84,7 @@ class AutoPipeline:
         """One command's reply, exactly as ``client.execute_command`` would return it."""
         return await self._add(_Pending(args, self._future(), None, options))
 
-    async def script(self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+    async def script(self, script: Lua, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         return await self._add(_Pending(_evalsha(script.sha, keys, args), self._future(), script))
 
     @staticmethod
@@ -170,12 +173,8 @@ class AutoPipeline:
         self, batch: list[_Pending], replies: list[Any], missing: list[_Pending]
     ) -> list[Any]:
         """Load the scripts the server did not know and send their calls again."""
-        for script in {id(i.script): i.script for i in missing if i.script}.values():
-            script.sha = await self._client.script_load(script.script)
-        for item in missing:
-            assert item.script is not None
-            keys_and_args = item.args[3:]
-            item.args = ("EVALSHA", item.script.sha, item.args[2], *keys_and_args)
+        for script in {i.script for i in missing if i.script}:
+            await self._client.script_load(script.source)  # its sha is the source's digest
         again = dict(zip(map(id, missing), await self._pipeline(missing), strict=True))
         return [again.get(id(item), reply) for item, reply in zip(batch, replies, strict=True)]
 

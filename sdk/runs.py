@@ -13,22 +13,12 @@ import msgspec
 
 from sdk import protocol as p
 from sdk.errors import CeleriacError
+from sdk.protocol.record import Fields, RunRecord
 from sdk.serializers import Codec
 
-Fields = dict[bytes, bytes]
 RunJSON = dict[str, Any]
 
 _json = msgspec.json.Decoder()
-
-
-def _text(fields: Fields, name: str) -> str | None:
-    raw = fields.get(name.encode())
-    return raw.decode() if raw is not None else None
-
-
-def _int(fields: Fields, name: str) -> int | None:
-    raw = fields.get(name.encode())
-    return int(raw) if raw is not None else None
 
 
 def _encoded(data: bytes, content_type: str, signature: str | None) -> dict[str, Any]:
@@ -39,19 +29,17 @@ def _encoded(data: bytes, content_type: str, signature: str | None) -> dict[str,
     }
 
 
-def _result(fields: Fields, codec: Codec) -> tuple[Any, dict[str, Any] | None]:
+def _result(record: RunRecord, codec: Codec) -> tuple[Any, dict[str, Any] | None]:
     """The result as JSON, or (None, encoded) when it is a payload only the SDK can open."""
-    raw = fields.get(p.F_RESULT.encode())
-    if raw is None:
+    if record.result is None:
         return None, None
-    ct = _text(fields, p.F_RESULT_CT) or p.JSON
-    sig = _text(fields, p.F_RESULT_SIG)
+    ct = record.result_ct or p.JSON
     if codec.serializer(ct).requires_signature:
-        return None, _encoded(raw, ct, sig)
+        return None, _encoded(record.result, ct, record.result_sig)
     try:
-        return codec.decode(raw, ct), None
+        return codec.decode(record.result, ct), None
     except CeleriacError:
-        return None, _encoded(raw, ct, sig)
+        return None, _encoded(record.result, ct, record.result_sig)
 
 
 def webhook_view(url: str | None, state: str = "pending", attempts: list[Any] | None = None) -> Any:
@@ -61,41 +49,35 @@ def webhook_view(url: str | None, state: str = "pending", attempts: list[Any] | 
     return {"url": url, "state": state, "attempts": attempts or []}
 
 
-def _webhook(fields: Fields) -> Any:
-    raw = fields.get(p.F_WEBHOOK.encode())
-    return _json.decode(raw) if raw else webhook_view(_text(fields, p.F_CALLBACK))
-
-
 def run_json(run_id: str, fields: Fields, codec: Codec) -> RunJSON:
     """The public JSON view of a run record (SPEC §3, GET /runs/{id})."""
-    result, result_encoded = _result(fields, codec)
-    error_raw = fields.get(p.F_ERROR.encode())
-    error = _json.decode(error_raw) if error_raw else None
-    exc = fields.get(p.F_EXC.encode())
-    if error is not None and exc is not None:
-        error["encoded"] = _encoded(
-            exc, codec.serializer("pickle").content_type, _text(fields, p.F_EXC_SIG)
-        )
+    record = RunRecord.of(run_id, fields)
+    result, result_encoded = _result(record, codec)
+    error = _json.decode(record.error) if record.error else None
+    if error is not None and record.exc is not None:
+        pickle_ct = codec.serializer("pickle").content_type
+        error["encoded"] = _encoded(record.exc, pickle_ct, record.exc_sig)
     view: RunJSON = {
         "id": run_id,
-        "task": _text(fields, p.F_TASK),
-        "state": _text(fields, p.F_STATE),
+        "task": record.task,
+        "state": record.state,
         "result": result,
         "error": error,
-        "attempts": _int(fields, p.F_ATTEMPTS) or 0,
-        "queue": _text(fields, p.F_QUEUE),
-        "worker": _text(fields, p.F_WORKER),
-        "created_at": p.rfc3339(_int(fields, p.F_CREATED)),
-        "started_at": p.rfc3339(_int(fields, p.F_STARTED)),
-        "finished_at": p.rfc3339(_int(fields, p.F_FINISHED)),
-        "runtime_ms": _int(fields, p.F_RUNTIME),
-        "parent_id": _text(fields, p.F_PARENT),
-        "root_id": _text(fields, p.F_ROOT),
-        "webhook": _webhook(fields),
+        "attempts": record.attempts,
+        "queue": record.queue,
+        "worker": record.worker,
+        "created_at": p.rfc3339(record.created_at),
+        "started_at": p.rfc3339(record.started_at),
+        "finished_at": p.rfc3339(record.finished_at),
+        "runtime_ms": record.runtime_ms,
+        "parent_id": record.parent_id,
+        "root_id": record.root_id,
+        "webhook": (
+            _json.decode(record.webhook) if record.webhook else webhook_view(record.callback_url)
+        ),
     }
     if result_encoded is not None:
         view["result_encoded"] = result_encoded
-    meta = fields.get(p.F_META.encode())
-    if meta is not None:
-        view["meta"] = _json.decode(meta)
+    if record.meta is not None:
+        view["meta"] = _json.decode(record.meta)
     return view

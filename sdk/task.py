@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar
 
 from sdk import schema
@@ -17,22 +18,37 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 
-#: Options a task may declare, with their defaults (Celery's names and meanings).
-OPTIONS: dict[str, Any] = {
-    "queue": None,
-    "priority": None,
-    "max_retries": 3,
-    "default_retry_delay": 180,
-    "autoretry_for": (),
-    "retry_backoff": False,
-    "retry_backoff_max": 600,
-    "retry_jitter": True,
-    "rate_limit": None,
-    "soft_time_limit": None,
-    "time_limit": None,
-    "ignore_result": False,
-    "expires": None,
-}
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskOptions:
+    """Options a task may declare, with their defaults (Celery's names and meanings)."""
+
+    queue: str | None = None
+    priority: int | None = None
+    max_retries: int | None = 3
+    default_retry_delay: float = 180
+    autoretry_for: tuple[type[BaseException], ...] = ()
+    retry_backoff: bool | float = False
+    retry_backoff_max: float = 600
+    retry_jitter: bool = True
+    rate_limit: str | float | None = None
+    soft_time_limit: float | None = None
+    time_limit: float | None = None
+    ignore_result: bool = False
+    expires: float | str | None = None
+
+    @classmethod
+    def of(cls, options: dict[str, Any]) -> TaskOptions:
+        unknown = set(options) - {f.name for f in fields(cls)}
+        if unknown:
+            raise TypeError(f"unknown task option(s): {', '.join(sorted(unknown))}")
+        if "autoretry_for" in options:
+            options = {**options, "autoretry_for": tuple(options["autoretry_for"])}
+        made = cls(**options)
+        parse_rate(made.rate_limit)  # a bad rate is an error at import, not at run
+        return made
+
+
 _SEND_FIELDS = set(SendOptions.__struct_fields__)
 _PER = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -76,15 +92,11 @@ class Task(Generic[P, R]):
     def __init__(
         self, app: App, fn: Callable[..., R], name: str, *, bind: bool, options: dict[str, Any]
     ) -> None:
-        unknown = set(options) - set(OPTIONS)
-        if unknown:
-            raise TypeError(f"unknown task option(s): {', '.join(sorted(unknown))}")
+        self.options = TaskOptions.of(options)
         self.app = app
         self.fn = fn
         self.name = name
         self.bound = bind
-        self.options = {**OPTIONS, **options}
-        parse_rate(self.options["rate_limit"])  # a bad rate is an error at import, not at run
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
 
@@ -100,13 +112,12 @@ class Task(Generic[P, R]):
     def catalog_entry(self, default_queue: str) -> dict[str, Any]:
         """What executors publish for ``GET /tasks/{name}`` (SPEC §12)."""
         parameters, positional = schema.describe(self.fn, bound=self.bound)
-        opts = {k: v for k, v in self.options.items() if k not in {"queue", "autoretry_for"}}
-        opts["autoretry_for"] = [
-            getattr(e, "__name__", str(e)) for e in self.options["autoretry_for"]
-        ]
+        opts = {f.name: getattr(self.options, f.name) for f in fields(self.options)}
+        del opts["queue"]
+        opts["autoretry_for"] = [getattr(e, "__name__", str(e)) for e in opts["autoretry_for"]]
         return {
             "name": self.name,
-            "queue": self.options["queue"] or default_queue,
+            "queue": self.options.queue or default_queue,
             "options": opts,
             "parameters": parameters,
             "positional": positional,
@@ -127,7 +138,7 @@ class Task(Generic[P, R]):
         if "task_id" in options:
             options["idempotency_key"] = options.pop("task_id")
         defaults = {
-            k: self.options[k]
+            k: getattr(self.options, k)
             for k in ("queue", "priority", "max_retries", "ignore_result", "expires")
         }
         merged = {**{k: v for k, v in defaults.items() if v is not None}, **options}

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from sdk.keys import Keys
+from sdk.protocol.keys import Keys
 
 ROOT = Path(__file__).resolve().parents[1]
 SchedulerFactory = Callable[..., subprocess.Popen[bytes]]

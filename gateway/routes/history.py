@@ -1,7 +1,8 @@
 """``GET /runs``: recent runs, newest first, over the bounded history zset.
 
-The history is ``<prefix>:runs`` (run id scored by creation time, trimmed to the newest
-``history_size``, 10,000 by default). Filters ``task``, ``state`` (one state or a
+The history is one zset per partition (``Keys.history``: run id scored by creation time,
+each trimmed to the newest ``history_size``, 10,000 by default), merged here newest first
+(ties by id, descending). Filters ``task``, ``state`` (one state or a
 comma-separated list) and ``queue`` are applied to the records as they are read, so one
 page reads at most ``MAX_SCAN`` history entries: a page may hold fewer than ``limit``
 items and still have a ``next`` cursor. Follow ``next`` until it is null. Runs whose
@@ -13,17 +14,19 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.merge import Source, merge
 from gateway.responses import JSONResponse
 from gateway.state import Deps, deps
 from sdk.errors import InvalidRequest
-from sdk.runs import Fields, run_json
+from sdk.protocol.record import Fields
+from sdk.runs import run_json
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 500
 CHUNK = 200
@@ -83,17 +86,32 @@ def parse_query(request: Request) -> Query:
     )
 
 
-async def _chunk(d: Deps, query: Query, offset: int) -> tuple[int, list[Position]]:
-    """How many history entries were read at ``offset``, and those after the cursor."""
+@dataclass(slots=True)
+class _History:
+    """One partition's history, read ``CHUNK`` entries at a time below the cursor."""
+
+    key: str
+    offset: int = 0  # entries read so far (at or below the cursor's score)
+    read: Source[Position] = field(default_factory=Source)
+
+    def take(self, raw: list[Any], after: Position | None) -> None:
+        self.offset += len(raw)
+        self.read.done = len(raw) < CHUNK
+        found = [(int(score), member.decode()) for member, score in raw]
+        if after is not None:  # same creation ms: ids below the cursor's come after it
+            found = [(s, m) for s, m in found if s < after[0] or m < after[1]]
+        self.read.buffer.extend(found)
+
+
+async def _fill(d: Deps, query: Query, sources: list[_History]) -> None:
+    """Read on until every source holds an entry or was read to its end."""
     top: Any = "+inf" if query.after is None else query.after[0]
-    raw = await d.redis.zrevrangebyscore(
-        d.broker.keys.runs, top, "-inf", start=offset, num=CHUNK, withscores=True
-    )
-    found = [(int(score), member.decode()) for member, score in cast(list[Any], raw)]
-    if query.after is not None:  # same creation ms: ids below the cursor's come after it
-        after_score, after_id = query.after
-        found = [(s, m) for s, m in found if s < after_score or m < after_id]
-    return len(raw), found
+    while wanting := [s for s in sources if s.read.wanting]:
+        pipe = d.redis.pipeline(transaction=False)
+        for s in wanting:
+            pipe.zrevrangebyscore(s.key, top, "-inf", start=s.offset, num=CHUNK, withscores=True)
+        for s, raw in zip(wanting, await pipe.execute(), strict=True):
+            s.take(raw, query.after)
 
 
 async def _records(d: Deps, positions: list[Position]) -> list[Fields]:
@@ -105,19 +123,22 @@ async def _records(d: Deps, positions: list[Position]) -> list[Fields]:
 
 async def page(d: Deps, query: Query) -> tuple[list[dict[str, Any]], str | None]:
     """One page of runs, and the cursor of the next (None at the end of the history)."""
+    keys = d.broker.keys
+    sources = [_History(keys.history(part)) for part in keys.all_partitions]
     items: list[dict[str, Any]] = []
-    offset = scanned = 0
+    scanned = 0
     while True:
-        read, positions = await _chunk(d, query, offset)
-        offset += read
+        await _fill(d, query, sources)
+        # positions compare as (created ms, id): newest first is the largest first
+        positions = merge([s.read for s in sources], CHUNK, key=lambda pos: pos, newest=True)
+        if not positions:
+            return items, None
         for pos, fields in zip(positions, await _records(d, positions), strict=True):
             scanned += 1
             if fields and query.admits(fields):
                 items.append(run_json(pos[1], fields, d.codec))
             if len(items) == query.limit or scanned >= MAX_SCAN:
                 return items, encode_cursor(pos)
-        if read < CHUNK:
-            return items, None
 
 
 async def list_runs(request: Request) -> Response:

@@ -39,7 +39,7 @@ async def get_run(request: Request) -> Response:
     d = deps(request)
     run_id: str = request.path_params["id"]
     wait = parse_wait(request.query_params.get("wait"))
-    read = partial(d.broker.run, run_id)
+    read = partial(d.broker.record, run_id)
     fields = await (d.hub.wait(run_id, read, wait) if wait > 0 else read())
     if fields is None:
         raise RunNotFound(f"no run with id {run_id!r}", details={"id": run_id})
@@ -60,10 +60,15 @@ async def revoke_run(request: Request) -> Response:
         body = msgspec.json.decode(raw, type=RevokeBody) if raw.strip() else RevokeBody()
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"malformed revoke body: {exc}") from exc
-    outcome, state = await d.broker.revoke(run_id, body.terminate)
-    check_revoke(run_id, outcome, state)
+    verdict = await d.broker.revoke(run_id, body.terminate)
+    check_revoke(run_id, verdict)
     return JSONResponse(
-        {"id": run_id, "revoked": True, "terminate": body.terminate, "outcome": outcome.lower()},
+        {
+            "id": run_id,
+            "revoked": True,
+            "terminate": body.terminate,
+            "outcome": verdict.outcome.lower(),
+        },
         status_code=202,
     )
 

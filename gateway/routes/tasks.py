@@ -17,11 +17,11 @@ from gateway.catalog import Entry, public
 from gateway.responses import JSONResponse
 from gateway.state import Deps, deps
 from sdk import states
-from sdk.broker import Submission
 from sdk.calls import Call, SendOptions, SubmitBody, build_message, build_submission
 from sdk.errors import CeleriacError, Conflict
 from sdk.idempotency import check_key, request_digest
 from sdk.protocol import now_ms
+from sdk.protocol.plans import Submission
 from sdk.serializers import PICKLE
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,18 @@ def _call(entry: Entry, options: SendOptions, args: list[Any], kwargs: dict[str,
     return Call(entry.name, args, kwargs, SendOptions(**{**_task_defaults(entry), **given}))
 
 
+def _given_key(request: Request, item: SubmitBody | None) -> str | None:
+    """The idempotency key of a single submission (the body's, else the header's)."""
+    return (item.idempotency_key if item is not None else None) or request.headers.get(
+        "idempotency-key"
+    )
+
+
+def _run_id(request: Request, key: str | None) -> str | None:
+    """An idempotent run's id is of its key's partition, so one script touches both."""
+    return deps(request).broker.keys.run_id_for(key) if key is not None else None
+
+
 def _submission(
     entry: Entry, item: SubmitBody, request: Request, ct: str, batch: bool = False
 ) -> Submission:
@@ -60,6 +72,7 @@ def _submission(
         deps(request).codec,
         default_queue=entry.queue,
         content_type=ct,
+        run_id=None if batch else _run_id(request, _given_key(request, item)),
     )
 
 
@@ -67,7 +80,10 @@ def _pickle_submission(entry: Entry, body: bytes, request: Request) -> Submissio
     """Queue a signed pickle body as it came: the gateway never unpickles it."""
     options = intake.header_options(intake.query_options(request.query_params), request.headers)
     message = build_message(
-        _call(entry, options, [], {}), default_queue=entry.queue, content_type=PICKLE
+        _call(entry, options, [], {}),
+        default_queue=entry.queue,
+        content_type=PICKLE,
+        run_id=_run_id(request, _given_key(request, None)),
     )
     message.signature = request.headers.get(SIGNATURE_HEADER)
     return Submission(message, body)
@@ -103,9 +119,7 @@ async def _check_callbacks(d: Deps, subs: list[Submission]) -> None:
 
 
 def _idempotency_key(request: Request, item: SubmitBody | None) -> str | None:
-    key = (item.idempotency_key if item is not None else None) or request.headers.get(
-        "idempotency-key"
-    )
+    key = _given_key(request, item)
     return check_key(key) if key is not None else None
 
 

@@ -19,15 +19,16 @@ from gateway.catalog import Catalog
 from gateway.scheduler.admin import Admin
 from gateway.scheduler.service import SchedulerService, Static
 from gateway.scheduler.static import to_schedule
-from sdk.broker import AsyncBroker, Limits
+from sdk.broker import AsyncBroker
 from sdk.cli.client import gateway_option, one_line_errors
 from sdk.cli.options import common_options, quiet_http_logs, resolve_settings, setup_logging
 from sdk.cli.output import echo_json, table
 from sdk.config import Settings
 from sdk.errors import CeleriacError, from_code
-from sdk.keys import Keys
 from sdk.loader import load_app
 from sdk.protocol import now_ms
+from sdk.protocol.keys import Keys
+from sdk.protocol.plans import Limits
 from sdk.schedules import static_schedules
 
 T = TypeVar("T")
@@ -106,7 +107,7 @@ class Target:
             assert self.settings.redis_url is not None
             client = aredis.Redis.from_url(self.settings.redis_url)
             try:
-                keys = Keys(self.settings.prefix)
+                keys = Keys.from_settings(self.settings)
                 admin = Admin.over(
                     AsyncBroker(client, keys, Limits.from_settings(self.settings)),
                     Catalog(client, keys),

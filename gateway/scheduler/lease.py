@@ -14,20 +14,9 @@ import time
 import uuid
 
 import redis.asyncio as aredis
-from redis.commands.core import AsyncScript
 
-# KEYS: 1 lease. ARGV: 1 holder, 2 ttl ms. 1 if renewed, 0 if another holds it (or none).
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-# KEYS: 1 lease. ARGV: 1 holder. Deletes the lease only if we hold it.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
+from sdk.protocol import plans
+from sdk.protocol.drivers import AsyncScripts
 
 
 def holder_id() -> str:
@@ -41,8 +30,7 @@ class Lease:
         self.ttl_ms = int(ttl * 1000)
         self.holder = holder_id()
         self.valid_until = 0.0  # monotonic time up to which we surely hold it
-        self._renew: AsyncScript = client.register_script(_RENEW)
-        self._release: AsyncScript = client.register_script(_RELEASE)
+        self._scripts = AsyncScripts(client)
 
     @property
     def held(self) -> bool:
@@ -52,15 +40,18 @@ class Lease:
         """Take the lease if free, renew it if ours; whether we hold it now."""
         started = time.monotonic()
         if self.held:
-            ok = bool(await self._renew([self.key], [self.holder, self.ttl_ms]))
+            ok = await self._renew()
         else:
             ok = bool(await self.redis.set(self.key, self.holder, nx=True, px=self.ttl_ms))
             if not ok:  # ours already (a renewal whose answer we lost)?
-                ok = bool(await self._renew([self.key], [self.holder, self.ttl_ms]))
+                ok = await self._renew()
         # Count the expiry from before the call: the key may have been set at its start.
         self.valid_until = started + self.ttl_ms / 1000 * 0.9 if ok else 0.0
         return ok
 
     async def release(self) -> None:
         self.valid_until = 0.0
-        await self._release([self.key], [self.holder])
+        await self._scripts(plans.lease_release(self.key, self.holder))
+
+    async def _renew(self) -> bool:
+        return await self._scripts(plans.lease_renew(self.key, self.holder, self.ttl_ms))

@@ -10,9 +10,10 @@ from gateway.catalog import Catalog
 from gateway.scheduler.model import Schedule, State, jitter_ms, run_id
 from gateway.scheduler.store import Store
 from sdk import states
-from sdk.broker import AsyncBroker, Submission
+from sdk.broker import AsyncBroker
 from sdk.calls import Call, SendOptions, build_submission
 from sdk.protocol import JSON, new_id, now_ms, rfc3339
+from sdk.protocol.plans import Submission
 from sdk.serializers import Codec
 
 log = logging.getLogger(__name__)

@@ -24,10 +24,11 @@ from gateway.scheduler.lease import Lease
 from gateway.scheduler.model import Schedule
 from gateway.scheduler.runner import Runner
 from gateway.scheduler.store import Store
-from sdk.broker import AsyncBroker, Limits
+from sdk.broker import AsyncBroker
 from sdk.config import Settings
-from sdk.keys import Keys
 from sdk.protocol import now_ms
+from sdk.protocol.keys import Keys
+from sdk.protocol.plans import Limits
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class SchedulerService:
         static_schedules: Static | None = None,
         timing: Timing | None = None,
     ) -> None:
-        keys = Keys(settings.prefix)
+        keys = Keys.from_settings(settings)
         self.store = Store(client, keys)
         self.runner = Runner(
             AsyncBroker(client, keys, Limits.from_settings(settings)),

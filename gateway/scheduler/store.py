@@ -10,49 +10,12 @@ from __future__ import annotations
 from typing import cast
 
 import redis.asyncio as aredis
-from redis.commands.core import AsyncScript
 
 from gateway.scheduler.model import RECENT, Schedule, State, decode_schedule, decode_state, encode
 from sdk.errors import Conflict, ScheduleNotFound
-from sdk.keys import Keys
-
-# KEYS: 1 schedules, 2 state. ARGV: 1 id, 2 run id, 3 queued at (ms), 4 fire time (ms) or "",
-# 5 how many recent run ids to keep.
-# Updates the state of a schedule that still exists; a scheduled fire never moves
-# last_fire backwards (a late, deduped fire of a deposed leader changes nothing).
-_FIRED = """
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
-local raw = redis.call('HGET', KEYS[2], ARGV[1])
-local state = raw and cjson.decode(raw) or {}
-if ARGV[4] ~= '' then
-  local fire = tonumber(ARGV[4])
-  if type(state.last_fire) == 'number' and state.last_fire >= fire then return 0 end
-  state.last_fire = fire
-  local recent = state.recent or {}
-  table.insert(recent, 1, ARGV[2])
-  while #recent > tonumber(ARGV[5]) do table.remove(recent) end
-  state.recent = recent
-end
-state.last_run_at = tonumber(ARGV[3])
-state.last_run_id = ARGV[2]
-redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(state))
-return 1
-"""
-
-# KEYS: 1 schedules, 2 version. ARGV: 1 id, 2 definition, 3 app.
-# Writes a static definition unless the schedule was changed at runtime (source "api")
-# or belongs to another app; 1 if written, 0 if kept as it was.
-_UPSERT_STATIC = """
-local raw = redis.call('HGET', KEYS[1], ARGV[1])
-if raw then
-  if raw == ARGV[2] then return 0 end
-  local old = cjson.decode(raw)
-  if old.source ~= 'static' or old.app ~= ARGV[3] then return 0 end
-end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('INCR', KEYS[2])
-return 1
-"""
+from sdk.protocol import plans
+from sdk.protocol.drivers import AsyncScripts
+from sdk.protocol.keys import Keys
 
 
 class Store:
@@ -61,8 +24,7 @@ class Store:
     def __init__(self, client: aredis.Redis, keys: Keys) -> None:
         self.redis = client
         self.keys = keys
-        self._fired: AsyncScript = client.register_script(_FIRED)
-        self._upsert: AsyncScript = client.register_script(_UPSERT_STATIC)
+        self._scripts = AsyncScripts(client)
 
     async def version(self) -> int:
         return int(cast(bytes | None, await self.redis.get(self.keys.schedules_version)) or 0)
@@ -113,11 +75,9 @@ class Store:
 
     async def upsert_static(self, s: Schedule) -> bool:
         """Write a static schedule unless runtime edits own it (docs/scheduling.md)."""
-        keys = [self.keys.schedules, self.keys.schedules_version]
-        return bool(await self._upsert(keys, [s.id, encode(s), s.app or ""]))
+        return await self._scripts(plans.schedule_upsert(self.keys, s.id, encode(s), s.app or ""))
 
     async def fired(self, schedule_id: str, run: str, queued_at: int, fire: int | None) -> bool:
         """Record a run of the schedule (``fire`` is None for a manual run)."""
-        keys = [self.keys.schedules, self.keys.schedule_state]
-        args: list[str | int] = [schedule_id, run, queued_at, "" if fire is None else fire, RECENT]
-        return bool(await self._fired(keys, args))
+        call = plans.schedule_fired(self.keys, schedule_id, run, queued_at, fire, RECENT)
+        return await self._scripts(call)

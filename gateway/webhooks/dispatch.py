@@ -1,6 +1,6 @@
 """The webhook dispatcher of one gateway process: two loops started by the lifespan.
 
-``intake`` queues deliveries from the events stream (consumer group ``webhooks``);
+``intake`` queues deliveries from the events streams (consumer group ``webhooks``);
 ``deliver`` claims due deliveries and makes one attempt each, at most ``CONCURRENCY`` at a
 time (``PER_RECEIVER`` of them to one receiver) and at most ``webhook_rate`` started a
 second, claimed ``BURST`` at a time. The rate cap bounds the share of the event loop
@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 import redis.exceptions as redis_errors
 
+from gateway.waiters import Event
 from gateway.webhooks import guard
 from gateway.webhooks.deliveries import Deliveries, Delivery
 from gateway.webhooks.pace import TokenBucket
@@ -132,7 +133,7 @@ class Dispatcher:
                 await self._queue(await self._deliveries.reclaim(self._consumer, BATCH))
             await self._queue(await self._deliveries.read(self._consumer, BATCH, BLOCK_MS))
 
-    async def _queue(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+    async def _queue(self, entries: list[Event]) -> None:
         if entries and await self._deliveries.queue(entries):
             self._wake.set()
 

@@ -14,7 +14,7 @@ from gateway.webhooks.deliveries import Deliveries
 from gateway.webhooks.dispatch import Dispatcher
 from sdk.config import Settings
 from sdk.errors import ConfigurationError
-from sdk.keys import Keys
+from sdk.protocol.keys import Keys
 from sdk.serializers import Codec
 
 log = logging.getLogger(__name__)

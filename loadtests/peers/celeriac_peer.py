@@ -11,7 +11,7 @@ from loadtests.peers import Probe, expected, task_args
 from loadtests.procs import python
 from sdk import App
 from sdk.calls import Call, SendOptions
-from sdk.keys import Keys
+from sdk.protocol.keys import Keys
 from sdk.states import TERMINAL
 
 _POOLS = {
@@ -38,7 +38,7 @@ class CeleriacPeer:
 
         self.redis_url = redis_url
         self.app = celeriac_app.app  # App(redis_url=BENCH_REDIS_URL): the direct path
-        self.keys = Keys(self.app.conf.prefix)
+        self.keys = Keys.from_settings(self.app.conf)  # its prefix and partitions
         self._closers: list[Callable[[], None]] = [self.app.close]
 
     def worker_command(self, pool: str) -> list[str]:

@@ -7,11 +7,13 @@ from collections.abc import Sequence
 import redis
 import redis.asyncio as aredis
 
-from sdk.broker import AsyncBroker, Broker, Fields, Limits, Submission, check_revoke
+from sdk.broker import AsyncBroker, Broker, check_revoke
 from sdk.calls import Call, build_submission
 from sdk.config import Settings
 from sdk.errors import BrokerUnavailable
-from sdk.keys import Keys
+from sdk.protocol.keys import Keys
+from sdk.protocol.plans import Limits, Submission
+from sdk.protocol.record import Fields
 from sdk.runs import RunJSON, run_json
 from sdk.serializers import Codec, content_type_of
 from sdk.transports import PerLoop
@@ -23,7 +25,7 @@ class RedisTransport:
             raise BrokerUnavailable("no redis_url configured")
         self._settings = settings
         self._codec = codec
-        self._keys = Keys(settings.prefix)
+        self._keys = Keys.from_settings(settings)
         self._limits = Limits.from_settings(settings)
         self._content_type = content_type_of(settings.serializer)
         self._broker = Broker(redis.Redis.from_url(settings.redis_url), self._keys, self._limits)
@@ -60,7 +62,7 @@ class RedisTransport:
 
     def run(self, run_id: str) -> RunJSON | None:
         with _unavailable():
-            return self._view(run_id, self._broker.run(run_id))
+            return self._view(run_id, self._broker.record(run_id))
 
     def wait(self, run_id: str, timeout: float) -> RunJSON | None:
         with _unavailable():
@@ -74,7 +76,7 @@ class RedisTransport:
 
     async def run_async(self, run_id: str) -> RunJSON | None:
         with _unavailable():
-            return self._view(run_id, await self._async.run(run_id))
+            return self._view(run_id, await self._async.record(run_id))
 
     async def wait_async(self, run_id: str, timeout: float) -> RunJSON | None:
         with _unavailable():
@@ -82,11 +84,11 @@ class RedisTransport:
 
     def revoke(self, run_id: str, terminate: bool) -> None:
         with _unavailable():
-            check_revoke(run_id, *self._broker.revoke(run_id, terminate))
+            check_revoke(run_id, self._broker.revoke(run_id, terminate))
 
     async def revoke_async(self, run_id: str, terminate: bool) -> None:
         with _unavailable():
-            check_revoke(run_id, *(await self._async.revoke(run_id, terminate)))
+            check_revoke(run_id, await self._async.revoke(run_id, terminate))
 
     def close(self) -> None:
         self._broker.redis.close()

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from sdk import App
-from sdk.keys import Keys
+from sdk.protocol.keys import Keys
 
 ROOT = Path(__file__).resolve().parents[2]
 WorkerFactory = Callable[..., subprocess.Popen[bytes]]

@@ -12,7 +12,7 @@ import redis
 
 from sdk import App, states
 from sdk.errors import Conflict, RunNotFound, TaskRevoked, TimeLimitExceeded
-from sdk.keys import Keys
+from sdk.protocol.keys import Keys
 from tests.conftest import Gateway
 from tests.executors.conftest import WorkerFactory, wait_for
 
@@ -26,11 +26,11 @@ def test_revoked_queued_and_delayed_runs_never_start(
     queued.revoke()
     delayed.revoke()
     assert queued.state == delayed.state == states.REVOKED
-    assert r.zcard(Keys().delayed("default")) == 0
+    assert r.zcard(Keys().delayed(0, "default")) == 0
     start_worker("threads")
     control = app.send_task("t.add", [1, 1])
     assert control.get(timeout=10) == 2  # the worker got past the revoked entry
-    wait_for(lambda: r.xlen(Keys().stream("default", 5)) == 0)
+    wait_for(lambda: r.xlen(Keys().stream(0, "default", 5)) == 0)
     time.sleep(0.7)  # past the delayed run's countdown
     assert not mark.exists()
     with pytest.raises(TaskRevoked):

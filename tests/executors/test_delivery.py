@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from sdk import App, states
-from sdk.keys import GROUP, Keys
+from sdk.protocol.keys import GROUP, Keys
 from tests.conftest import Gateway
 from tests.executors.conftest import WorkerFactory, wait_for
 
@@ -58,7 +58,7 @@ def test_child_killed_every_time_goes_dead_after_max_deliveries(
     run = result.info()
     assert run is not None and run["attempts"] == 3
     assert run["error"]["type"] == "DeliveryLimitExceeded"
-    letters = r.xrange(Keys().dead("default"))
+    letters = r.xrange(Keys().dead(0, "default"))
     assert [f[b"id"].decode() for _, f in letters] == [result.id]
     time.sleep(1.0)
     assert marks.read_text().count("x") == 3  # and it never comes back
@@ -110,7 +110,7 @@ def test_a_run_queued_without_a_record_can_still_retry(
         default_queue="default",
         content_type="application/json",
     )
-    r.xadd(Keys().stream("default", 5), {"env": encode_envelope(sub.message), "body": sub.body})
+    r.xadd(Keys().stream(0, "default", 5), {"env": encode_envelope(sub.message), "body": sub.body})
     start_worker("threads")
     result = app.AsyncResult(sub.message.id)
     assert result.get(timeout=10) == 1  # succeeded on its retry
@@ -121,7 +121,7 @@ def test_an_entry_of_another_protocol_version_is_left_pending_not_dropped(
     start_worker: WorkerFactory, app: App, r: redis.Redis
 ) -> None:
     """A rolling upgrade: a newer producer's run must wait for a newer worker."""
-    stream = Keys().stream("default", 5)
+    stream = Keys().stream(0, "default", 5)
     newer = b'{"v":2,"id":"run-of-v2","task":"t.add","queue":"default","priority":"high"}'
     start_worker("threads", "-c", "1")
     r.xadd(stream, {"env": newer, "body": b'{"args":[1,2]}'})

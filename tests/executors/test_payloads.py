@@ -12,10 +12,11 @@ import pytest
 import redis
 
 from sdk import App
-from sdk.broker import Broker, Submission
+from sdk.broker import Broker
 from sdk.calls import Call, SendOptions, build_submission
 from sdk.errors import SignatureError
-from sdk.keys import Keys
+from sdk.protocol.keys import Keys
+from sdk.protocol.plans import Submission
 from sdk.serializers import Codec
 from sdk.signing import Signer
 from tests.executors.conftest import WorkerFactory

@@ -13,7 +13,7 @@ import redis
 
 from sdk import App, states
 from sdk.errors import TaskExpired, TaskNotFound
-from sdk.keys import Keys
+from sdk.protocol.keys import Keys
 from tests.executors import tasks
 from tests.executors.conftest import WorkerFactory
 
@@ -79,7 +79,7 @@ def test_countdown_waits_in_redis_then_runs(
     submitted = time.monotonic()
     result = app.send_task("t.add", [1, 1], countdown=1.0)
     assert result.state == states.SCHEDULED
-    assert r.zscore(Keys().delayed("default"), result.id) is not None
+    assert r.zscore(Keys().delayed(0, "default"), result.id) is not None
     assert result.get(timeout=10) == 2
     assert time.monotonic() - submitted >= 0.9
 
@@ -159,7 +159,7 @@ def test_a_slot_that_keeps_crashing_backs_off_then_recovers(
     kind: str, start_worker: WorkerFactory, app: App, r: redis.Redis, tmp_path: Path
 ) -> None:
     start_worker(kind, "-c", "1", name="crashy")
-    stream = Keys().stream("default", 5)
+    stream = Keys().stream(0, "default", 5)
     r.delete(stream)
     r.set(stream, "not a stream")  # every read of the queue now fails with WRONGTYPE
     time.sleep(3.0)

@@ -13,9 +13,10 @@ import pytest
 import redis
 
 from sdk import App
-from sdk.broker import Broker
-from sdk.keys import GROUP, Keys
-from sdk.protocol import decode_envelope, now_ms
+from sdk.protocol import decode_envelope, now_ms, plans
+from sdk.protocol.drivers import Scripts
+from sdk.protocol.keys import GROUP, Keys
+from sdk.protocol.plans import Limits
 from tests.conftest import Gateway
 
 SIGNING_KEY = "test-signing-key"
@@ -24,15 +25,29 @@ LOCAL_HOOKS = "127.0.0.0/8"  # the SSRF guard lets tests call back receivers on 
 KEYS = Keys()
 
 
+GATEWAY = {
+    "signing_key": SIGNING_KEY,
+    "webhook_secret": WEBHOOK_SECRET,
+    "webhook_allow": LOCAL_HOOKS,
+}
+
+
 @pytest.fixture
 def gw(redis_url: str, make_gateway: Callable[..., Gateway]) -> Gateway:
     """A gateway with a signing key, on the flushed test Valkey."""
-    return make_gateway(
-        redis_url=redis_url,
-        signing_key=SIGNING_KEY,
-        webhook_secret=WEBHOOK_SECRET,
-        webhook_allow=LOCAL_HOOKS,
-    )
+    return make_gateway(redis_url=redis_url, **GATEWAY)
+
+
+@pytest.fixture(params=[1, 4], ids=lambda n: f"partitions={n}")
+def keys(request: pytest.FixtureRequest) -> Keys:
+    """The key layout of ``pgw``: each test that takes it runs over 1 and 4 partitions."""
+    return Keys(partitions=request.param)
+
+
+@pytest.fixture
+def pgw(redis_url: str, make_gateway: Callable[..., Gateway], keys: Keys) -> Gateway:
+    """As ``gw``, over ``keys.partitions`` partitions."""
+    return make_gateway(redis_url=redis_url, partitions=keys.partitions, **GATEWAY)
 
 
 @pytest.fixture
@@ -87,31 +102,37 @@ def add_worker(r: redis.Redis, worker_id: str, tasks: list[str], age_ms: int = 0
     )
 
 
-def finish(r: redis.Redis, run_id: str, state: str = "SUCCESS", result: bytes = b"5") -> None:
+def finish(
+    r: redis.Redis,
+    run_id: str,
+    state: str = "SUCCESS",
+    result: bytes = b"5",
+    keys: Keys = KEYS,
+) -> None:
     """Store the run's outcome and take it off its stream, with the finish script."""
-    broker = Broker(r, KEYS)
-    message = decode_envelope(r.hget(KEYS.run(run_id), "env"))  # type: ignore[arg-type]
-    stream = KEYS.stream(message.queue, message.priority)
+    message = decode_envelope(r.hget(keys.run(run_id), "env"))  # type: ignore[arg-type]
+    stream = keys.stream(keys.partition(run_id), message.queue, message.priority)
     with contextlib.suppress(redis.ResponseError):  # BUSYGROUP: made by an earlier call
         r.xgroup_create(stream, GROUP, id="0", mkstream=True)
     entry_id = next(eid for eid, f in r.xrange(stream) if decode_envelope(f[b"env"]).id == run_id)
-    broker.scripts["finish"](
-        keys=[KEYS.run(run_id), stream, KEYS.events, KEYS.dead(message.queue)],
-        args=[
-            run_id,
-            entry_id,
-            GROUP,
-            state,
-            now_ms(),
-            12,
-            86_400,
-            100_000,
-            message.task,
-            message.queue,
-            KEYS.done_channel(run_id),
-            "result",
-            result,
-            "result_ct",
-            "application/json",
-        ],
-    )
+    fields = {"result": result, "result_ct": "application/json"}
+    Scripts(r)(plans.finish(keys, Limits(), message, stream, entry_id.decode(), state, 12, fields))
+
+
+def history(r: redis.Redis, keys: Keys = KEYS) -> dict[str, int]:
+    """Every run id in the history zsets, with its creation time (ms)."""
+    return {
+        run_id.decode(): int(score)
+        for part in keys.all_partitions
+        for run_id, score in r.zrange(keys.history(part), 0, -1, withscores=True)
+    }
+
+
+def event_ids(r: redis.Redis, keys: Keys = KEYS) -> list[tuple[int, str]]:
+    """Every entry id of the events streams, with its partition, oldest first."""
+    found = [
+        (part, entry_id.decode())
+        for part in keys.all_partitions
+        for entry_id, _fields in r.xrange(keys.events(part))
+    ]
+    return sorted(found, key=lambda pe: tuple(int(x) for x in pe[1].split("-")))

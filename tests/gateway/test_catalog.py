@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import redis
 
-from tests.gateway.conftest import add_worker, register
+from tests.gateway.conftest import KEYS, add_worker, register
 
 
 def add(x: int, y: int = 1) -> int:
@@ -23,7 +23,7 @@ def test_list_tasks_counts_live_workers(r: redis.Redis, client: httpx.Client) ->
     add_worker(r, "w1", ["add", "ping"])
     add_worker(r, "w2", ["add"])
     add_worker(r, "w3", ["add", "ping"], age_ms=60_000)  # heartbeat lapsed: dead
-    r.hset("celeriac:workers", "junk", b"not json")
+    r.hset(KEYS.workers, "junk", b"not json")
     resp = client.get("/tasks")
     assert resp.status_code == 200
     data = resp.json()
@@ -44,6 +44,6 @@ def test_get_unknown_task_is_404(client: httpx.Client) -> None:
 
 def test_malformed_entries_are_skipped(r: redis.Redis, client: httpx.Client) -> None:
     register(r, ping)
-    r.hset("celeriac:tasks", "broken", b"{")
+    r.hset(KEYS.tasks, "broken", b"{")
     assert [t["name"] for t in client.get("/tasks").json()["items"]] == ["ping"]
     assert client.get("/tasks/broken").status_code == 404

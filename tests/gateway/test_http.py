@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from gateway.errors import error_response
 from sdk import errors
-from tests.gateway.conftest import KEYS, Gateway, register
+from tests.gateway.conftest import Gateway, history, register
 
 
 def echo(value: str) -> str:
@@ -47,7 +47,7 @@ def test_oversized_bodies_are_413(
     )
     assert resp.status_code == 413
     assert resp.json()["error"]["details"] == {"limit": 1000}
-    assert r.zcard(KEYS.runs) == 1
+    assert len(history(r)) == 1
 
 
 def test_health(client: httpx.Client) -> None:

@@ -102,5 +102,5 @@ def test_a_submission_sent_twice_by_the_client_library_is_one_run(
     assert resp.status_code == 202, resp.text
     run_id = resp.json()["id"]
     assert r.hget(KEYS.run(run_id), "state") == b"PENDING"
-    bodies = [f[b"body"] for _id, f in r.xrange(KEYS.stream("default", 5))]
+    bodies = [f[b"body"] for _id, f in r.xrange(KEYS.stream(0, "default", 5))]
     assert bodies == [b'{"args":[1,2],"kwargs":{}}', b'{"args":[2,3],"kwargs":{}}']  # once each

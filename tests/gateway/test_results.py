@@ -8,8 +8,9 @@ from typing import Any
 import httpx
 import redis
 
+from sdk.protocol.keys import Keys
 from tests.conftest import Gateway
-from tests.gateway.conftest import KEYS, finish, register
+from tests.gateway.conftest import finish, history, register
 
 
 def add(x: int, y: int) -> int:
@@ -40,15 +41,16 @@ def _walk(client: httpx.Client, **params: Any) -> list[str]:
     raise AssertionError("pagination did not end")
 
 
-def test_runs_newest_first_with_filters(r: redis.Redis, client: httpx.Client) -> None:
+def test_runs_newest_first_with_filters(r: redis.Redis, pgw: Gateway, keys: Keys) -> None:
+    client = pgw.client
     register(r, add)
     register(r, mul)
     a1 = _submit(client, "add")
     m1 = _submit(client, "mul", queue="io")
     a2 = _submit(client, "add", queue="io")
     m2 = _submit(client, "mul")
-    finish(r, a1)
-    finish(r, m1, state="FAILURE")
+    finish(r, a1, keys=keys)
+    finish(r, m1, state="FAILURE", keys=keys)
     page = client.get("/runs").json()
     assert [i["id"] for i in page["items"]] == [m2, a2, m1, a1] and page["next"] is None
     assert page["items"][0] == client.get(f"/runs/{m2}").json()  # the same objects
@@ -58,15 +60,17 @@ def test_runs_newest_first_with_filters(r: redis.Redis, client: httpx.Client) ->
     assert _walk(client, state="success,failure") == [m1, a1]
     assert _walk(client, task="mul", state="PENDING") == [m2]
     assert _walk(client, task="nope") == []
-    r.delete(KEYS.run(a2))  # an expired record is skipped
+    r.delete(keys.run(a2))  # an expired record is skipped
     assert _walk(client, queue="io") == [m1]
 
 
-def test_runs_pagination_is_stable(r: redis.Redis, client: httpx.Client) -> None:
+def test_runs_pagination_is_stable(r: redis.Redis, pgw: Gateway, keys: Keys) -> None:
+    client = pgw.client
     register(r, add)
     resp = client.post("/tasks/add/batch", json={"items": [{"args": [i, i]} for i in range(25)]})
     ids = resp.json()["ids"]
-    newest_first = sorted(ids, key=lambda i: (int(r.zscore(KEYS.runs, i) or 0), i), reverse=True)
+    created = history(r, keys)
+    newest_first = sorted(ids, key=lambda i: (created[i], i), reverse=True)
     first = client.get("/runs", params={"limit": 10}).json()
     assert [i["id"] for i in first["items"]] == newest_first[:10] and first["next"]
     _submit(client, "add")  # a new run does not shift the following pages
@@ -103,17 +107,19 @@ async def _burst(url: str, n: int, body: dict[str, Any], key: str) -> list[httpx
         )
 
 
-def test_hundred_concurrent_repeats_make_one_run(r: redis.Redis, gw: Gateway) -> None:
+def test_hundred_concurrent_repeats_make_one_run(r: redis.Redis, pgw: Gateway, keys: Keys) -> None:
     register(r, add)
-    responses = asyncio.run(_burst(gw.url, 100, {"args": [1, 2]}, "order-42"))
+    responses = asyncio.run(_burst(pgw.url, 100, {"args": [1, 2]}, "order-42"))
     statuses = sorted(resp.status_code for resp in responses)
     assert statuses == [200] * 99 + [202]
     bodies = {resp.content for resp in responses}
     assert len(bodies) == 1  # every repeat answers the first answer's body
     run_id = responses[0].json()["id"]
     assert {resp.headers["location"] for resp in responses} == {f"/runs/{run_id}"}
-    assert r.zcard(KEYS.runs) == 1 and r.xlen(KEYS.stream("default", 5)) == 1
-    assert r.ttl(KEYS.idempotency("order-42")) > 86_000  # as long as results
+    part = keys.key_partition("order-42")
+    assert keys.partition(run_id) == part  # the run is in its key's partition
+    assert list(history(r, keys)) == [run_id] and r.xlen(keys.stream(part, "default", 5)) == 1
+    assert r.ttl(keys.idempotency("order-42")) > 86_000  # as long as results
 
 
 def test_same_key_other_body_is_a_conflict(r: redis.Redis, client: httpx.Client) -> None:
@@ -131,4 +137,4 @@ def test_same_key_other_body_is_a_conflict(r: redis.Redis, client: httpx.Client)
     for bad in ("", "x" * 300):
         resp = client.post("/tasks/add", json={"args": [1, 2]}, headers={"Idempotency-Key": bad})
         assert resp.status_code == 400
-    assert r.zcard(KEYS.runs) == 1
+    assert len(history(r)) == 1

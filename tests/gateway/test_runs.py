@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from sdk.embedded import EmbeddedServer
+from sdk.protocol.keys import Keys
 from tests.gateway.conftest import Gateway, finish, register
 
 
@@ -75,7 +76,9 @@ def test_long_poll_of_a_finished_run_returns_at_once(r: redis.Redis, client: htt
     assert time.monotonic() - started < 5
 
 
-def test_many_waiters_share_one_tail(r: redis.Redis, gw: Gateway) -> None:
+def test_many_waiters_share_one_tail(r: redis.Redis, pgw: Gateway, keys: Keys) -> None:
+    """One tail over every partition's events stream wakes them all."""
+    gw = pgw
     register(r, add)
     ids = gw.client.post(
         "/tasks/add/batch", json={"items": [{"args": [i, 1]} for i in range(50)]}
@@ -85,7 +88,7 @@ def test_many_waiters_share_one_tail(r: redis.Redis, gw: Gateway) -> None:
         async with httpx.AsyncClient(base_url=gw.url, timeout=30) as client:
             polls = [client.get(f"/runs/{i}", params={"wait": 20}) for i in ids]
             finisher = asyncio.get_running_loop().run_in_executor(
-                None, lambda: [finish(r, i) for i in ids]
+                None, lambda: [finish(r, i, keys=keys) for i in ids]
             )
             answers = await asyncio.wait_for(asyncio.gather(*polls), 25)
             await finisher

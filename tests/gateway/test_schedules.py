@@ -16,9 +16,9 @@ import pytest
 import redis
 
 from gateway.scheduler.model import fire_ms_of
-from sdk.keys import Keys
+from sdk.protocol.keys import Keys
 from tests.conftest import Gateway
-from tests.gateway.conftest import register
+from tests.gateway.conftest import history, register
 from tests.schedulers import SchedulerFactory, leader, start_scheduler, wait_for
 
 __all__ = ["start_scheduler"]
@@ -32,8 +32,7 @@ def tick(x: int = 0) -> int:
 
 def runs_of(r: redis.Redis, task: str) -> list[str]:
     """Ids of the runs of ``task`` in Redis, oldest fire first."""
-    ids = [i.decode() for i in r.zrange(KEYS.runs, 0, -1)]
-    return sorted(i for i in ids if r.hget(KEYS.run(i), "task") == task.encode())
+    return sorted(i for i in history(r) if r.hget(KEYS.run(i), "task") == task.encode())
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from gateway.scheduler.model import Cron, Interval
 from gateway.scheduler.static import to_schedule, upsert
 from gateway.scheduler.store import Store
 from sdk import App, crontab
-from sdk.keys import Keys
+from sdk.protocol.keys import Keys
 from sdk.schedules import static_schedules
 
 

@@ -9,7 +9,7 @@ import msgspec
 import redis
 
 from sdk.protocol import decode_envelope
-from tests.gateway.conftest import KEYS, register
+from tests.gateway.conftest import KEYS, history, register
 
 
 def add(x: int, y: int) -> int:
@@ -35,7 +35,7 @@ def test_submit_answers_202_once_the_run_is_in_redis(r: redis.Redis, client: htt
     fields = _record(r, data["id"])
     assert fields[b"state"] == b"PENDING" and fields[b"queue"] == b"default"
     assert json.loads(fields[b"body"]) == {"args": [2], "kwargs": {"y": 3}}
-    entries = r.xrange(KEYS.stream("default", 5))
+    entries = r.xrange(KEYS.stream(0, "default", 5))
     assert [decode_envelope(f[b"env"]).id for _id, f in entries] == [data["id"]]
     run = client.get(data["links"]["self"]).json()
     assert run["id"] == data["id"] and run["state"] == "PENDING" and run["task"] == "add"
@@ -55,7 +55,7 @@ def test_options_queue_from_catalog_and_headers(r: redis.Redis, client: httpx.Cl
     assert (message.queue, message.priority) == ("io", 7)
     assert message.callback_url == "http://127.0.0.1:9/cb"
     assert message.max_retries == 3  # the task's own default, as Task.apply_async applies it
-    assert r.xlen(KEYS.stream("io", 7)) == 1
+    assert r.xlen(KEYS.stream(0, "io", 7)) == 1
     resp = client.post("/tasks/add", json={"args": [1, 2], "queue": "other"})
     assert decode_envelope(_record(r, resp.json()["id"])[b"env"]).queue == "other"
 
@@ -64,7 +64,7 @@ def test_countdown_is_scheduled(r: redis.Redis, client: httpx.Client) -> None:
     register(r, add)
     resp = client.post("/tasks/add", json={"args": [1, 2], "countdown": 60})
     assert resp.status_code == 202 and resp.json()["state"] == "SCHEDULED"
-    assert r.zcard(KEYS.delayed("default")) == 1
+    assert r.zcard(KEYS.delayed(0, "default")) == 1
 
 
 def test_empty_body_means_no_arguments(r: redis.Redis, client: httpx.Client) -> None:
@@ -117,7 +117,7 @@ def test_arguments_that_do_not_fit_are_422(r: redis.Redis, client: httpx.Client)
         error = _error(client.post("/tasks/add", json=body), 422)
         assert error["code"] == "invalid_arguments", why
         assert message in str(error["message"]), why
-    assert r.zcard(KEYS.runs) == 0
+    assert len(history(r)) == 0
 
 
 def test_var_positional_takes_extra_args(r: redis.Redis, client: httpx.Client) -> None:
@@ -142,7 +142,7 @@ def test_malformed_requests_are_400(r: redis.Redis, client: httpx.Client) -> Non
     for body in cases:
         resp = client.post("/tasks/add", content=body, headers={"content-type": "application/json"})
         assert _error(resp, 400)["code"] == "invalid_request", body
-    assert r.zcard(KEYS.runs) == 0
+    assert len(history(r)) == 0
 
 
 def test_unsupported_content_type_is_415(r: redis.Redis, client: httpx.Client) -> None:
@@ -160,7 +160,7 @@ def test_batch_queues_every_item_with_its_options(r: redis.Redis, client: httpx.
     assert resp.status_code == 202
     ids = resp.json()["ids"]
     assert len(ids) == 6 and len(set(ids)) == 6
-    assert r.xlen(KEYS.stream("default", 5)) == 5 and r.xlen(KEYS.stream("q2", 5)) == 1
+    assert r.xlen(KEYS.stream(0, "default", 5)) == 5 and r.xlen(KEYS.stream(0, "q2", 5)) == 1
     assert all(_record(r, i)[b"state"] == b"PENDING" for i in ids)
     resp = client.post(
         "/tasks/add/batch",
@@ -181,7 +181,7 @@ def test_batch_with_one_bad_item_queues_nothing(r: redis.Redis, client: httpx.Cl
     assert _error(client.post("/tasks/add/batch", json={"items": items}), 400)["details"] == {
         "index": 1
     }
-    assert r.zcard(KEYS.runs) == 0
+    assert len(history(r)) == 0
 
 
 def test_batch_limits(r: redis.Redis, client: httpx.Client) -> None:
@@ -191,4 +191,4 @@ def test_batch_limits(r: redis.Redis, client: httpx.Client) -> None:
     assert _error(client.post("/tasks/noargs/batch", json=too_many), 413)
     assert _error(client.post("/tasks/noargs/batch", json={"item": []}), 400)
     assert client.post("/tasks/nope/batch", json={"items": [{}]}).status_code == 404
-    assert r.zcard(KEYS.runs) == 0
+    assert len(history(r)) == 0

@@ -14,8 +14,9 @@ import redis
 from gateway.webhooks.dispatch import CONCURRENCY, PER_RECEIVER
 from gateway.webhooks.pace import TokenBucket
 from sdk.protocol import now_ms
+from sdk.protocol.keys import Keys
 from tests.conftest import Gateway
-from tests.gateway.conftest import KEYS, LOCAL_HOOKS, WEBHOOK_SECRET, finish, register
+from tests.gateway.conftest import LOCAL_HOOKS, WEBHOOK_SECRET, finish, history, register
 from tests.gateway.receiver import Receiver
 
 FAST = {
@@ -40,9 +41,21 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def hooks_gw(redis_url: str, make_gateway: Callable[..., Gateway], r: redis.Redis) -> Gateway:
+def hooks_gw(
+    redis_url: str, make_gateway: Callable[..., Gateway], r: redis.Redis, keys: Keys
+) -> Gateway:
+    """A gateway that sends webhooks fast, over 1 and over 4 partitions."""
     register(r, add)
-    return make_gateway(redis_url=redis_url, **FAST)
+    return make_gateway(redis_url=redis_url, partitions=keys.partitions, **FAST)
+
+
+def due(r: redis.Redis, keys: Keys) -> dict[bytes, float]:
+    """Every partition's due zset: run id -> when its next attempt is due (ms)."""
+    return {
+        run_id: score
+        for part in keys.all_partitions
+        for run_id, score in r.zrange(keys.webhooks_due(part), 0, -1, withscores=True)
+    }
 
 
 def submit(client: httpx.Client, callback: str, header: bool = False) -> str:
@@ -76,7 +89,7 @@ def settled(client: httpx.Client, run_id: str) -> dict[str, Any] | None:
 
 
 def test_terminal_state_is_posted_signed(
-    r: redis.Redis, hooks_gw: Gateway, receiver: Receiver
+    r: redis.Redis, hooks_gw: Gateway, receiver: Receiver, keys: Keys
 ) -> None:
     client = hooks_gw.client
     run_id = submit(client, f"{receiver.url}/hook")
@@ -85,7 +98,7 @@ def test_terminal_state_is_posted_signed(
         "state": "pending",
         "attempts": [],
     }
-    finish(r, run_id)
+    finish(r, run_id, keys=keys)
     webhook = wait_for(lambda: settled(client, run_id))
     assert webhook["state"] == "delivered"
     [attempt] = webhook["attempts"]
@@ -100,11 +113,11 @@ def test_terminal_state_is_posted_signed(
 
 
 def test_header_callback_and_retries_keep_the_webhook_id(
-    r: redis.Redis, hooks_gw: Gateway, receiver: Receiver
+    r: redis.Redis, hooks_gw: Gateway, receiver: Receiver, keys: Keys
 ) -> None:
     receiver.reply = lambda path, n: (500, {}) if n < 3 else (200, {})
     run_id = submit(hooks_gw.client, f"{receiver.url}/h", header=True)
-    finish(r, run_id, state="FAILURE")
+    finish(r, run_id, state="FAILURE", keys=keys)
     webhook = wait_for(lambda: settled(hooks_gw.client, run_id))
     assert webhook["state"] == "delivered"
     assert [a["status"] for a in webhook["attempts"]] == [500, 500, 200]
@@ -117,15 +130,17 @@ def test_header_callback_and_retries_keep_the_webhook_id(
     assert len(bodies) == 1  # the payload is frozen: every retry sends the same bytes
 
 
-def test_gone_disables_the_delivery(r: redis.Redis, hooks_gw: Gateway, receiver: Receiver) -> None:
+def test_gone_disables_the_delivery(
+    r: redis.Redis, hooks_gw: Gateway, receiver: Receiver, keys: Keys
+) -> None:
     receiver.reply = lambda path, n: (410, {})
     run_id = submit(hooks_gw.client, f"{receiver.url}/gone")
-    finish(r, run_id)
+    finish(r, run_id, keys=keys)
     webhook = wait_for(lambda: settled(hooks_gw.client, run_id))
     assert webhook["state"] == "disabled" and len(webhook["attempts"]) == 1
     time.sleep(0.6)
     assert len(receiver.hits) == 1
-    assert r.zcard(KEYS.webhooks_due) == 0 and not r.exists(KEYS.webhook(run_id))
+    assert not due(r, keys) and not r.exists(keys.webhook(run_id))
 
 
 def test_redirect_is_a_failure_and_never_followed(
@@ -145,10 +160,12 @@ def test_redirect_is_a_failure_and_never_followed(
     assert {h.path for h in receiver.hits} == {"/moved"}
 
 
-def test_retry_after_is_honoured(r: redis.Redis, hooks_gw: Gateway, receiver: Receiver) -> None:
+def test_retry_after_is_honoured(
+    r: redis.Redis, hooks_gw: Gateway, receiver: Receiver, keys: Keys
+) -> None:
     receiver.reply = lambda path, n: (429, {"Retry-After": "1"}) if n == 1 else (204, {})
     run_id = submit(hooks_gw.client, f"{receiver.url}/busy")
-    finish(r, run_id)
+    finish(r, run_id, keys=keys)
     webhook = wait_for(lambda: settled(hooks_gw.client, run_id))
     assert [a["status"] for a in webhook["attempts"]] == [429, 204]
     first, second = receiver.hits
@@ -156,20 +173,20 @@ def test_retry_after_is_honoured(r: redis.Redis, hooks_gw: Gateway, receiver: Re
 
 
 def test_receiver_down_then_up_and_gateway_restarted(
-    r: redis.Redis, redis_url: str, make_gateway: Callable[..., Gateway]
+    r: redis.Redis, redis_url: str, make_gateway: Callable[..., Gateway], keys: Keys
 ) -> None:
     """Deliveries survive a receiver outage and a gateway restart in the middle of it."""
     register(r, add)
     receiver = Receiver(WEBHOOK_SECRET).start()
     url = receiver.url
     receiver.stop()  # down: connections refused
-    first = make_gateway(redis_url=redis_url, **FAST)
+    first = make_gateway(redis_url=redis_url, partitions=keys.partitions, **FAST)
     ids = [submit(first.client, f"{url}/hook") for _ in range(20)]
     for run_id in ids:
-        finish(r, run_id)
+        finish(r, run_id, keys=keys)
     wait_for(lambda: all(webhook_of(first.client, i)["attempts"] for i in ids))
     first.stop()
-    second = make_gateway(redis_url=redis_url, **FAST)
+    second = make_gateway(redis_url=redis_url, partitions=keys.partitions, **FAST)
     time.sleep(1.0)
     receiver = Receiver(WEBHOOK_SECRET, port=receiver.port).start()
     try:
@@ -187,24 +204,29 @@ def test_receiver_down_then_up_and_gateway_restarted(
 
 
 def test_a_stopping_gateway_hands_its_attempts_back(
-    r: redis.Redis, redis_url: str, make_gateway: Callable[..., Gateway], receiver: Receiver
+    r: redis.Redis,
+    redis_url: str,
+    make_gateway: Callable[..., Gateway],
+    receiver: Receiver,
+    keys: Keys,
 ) -> None:
     """Attempts in flight when a gateway stops are due again at once, not after the lease
     (50 s with a 20 s timeout), so another gateway makes them straight away."""
     register(r, add)
-    first = make_gateway(redis_url=redis_url, **{**FAST, "webhook_timeout": 20})
+    settings = {"partitions": keys.partitions, **FAST}
+    first = make_gateway(redis_url=redis_url, **{**settings, "webhook_timeout": 20})
     hold = threading.Event()
     receiver.reply = lambda path, n: (204, {}) if hold.wait(20) else (503, {})
-    ids = [submit(first.client, f"{receiver.url}/held") for _ in range(3)]
+    ids = [submit(first.client, f"{receiver.url}/held") for _ in range(6)]
     for run_id in ids:
-        finish(r, run_id)
-    wait_for(lambda: len(receiver.hits) == 3)  # every attempt is in flight, held
+        finish(r, run_id, keys=keys)
+    wait_for(lambda: len(receiver.hits) == 6)  # every attempt is in flight, held
     first.stop()
-    due = dict(r.zrange(KEYS.webhooks_due, 0, -1, withscores=True))
-    assert set(due) == {i.encode() for i in ids}
-    assert all(score <= now_ms() for score in due.values())
+    handed_back = due(r, keys)
+    assert set(handed_back) == {i.encode() for i in ids}
+    assert all(score <= now_ms() for score in handed_back.values())
     hold.set()
-    second = make_gateway(redis_url=redis_url, **FAST)
+    second = make_gateway(redis_url=redis_url, **settings)
     for run_id in ids:
         webhook = wait_for(lambda i=run_id: settled(second.client, i), timeout=10)
         assert webhook["state"] == "delivered"
@@ -329,7 +351,7 @@ def test_ssrf_guard_refuses_private_targets(
         json={"items": [{"args": [1, 2]}, {"args": [1, 2], "callback_url": url}]},
     )
     assert resp.status_code == 422
-    assert r.zcard(KEYS.runs) == 0  # nothing was queued
+    assert not history(r)  # nothing was queued
 
 
 def test_allow_list_lets_local_receivers_in_and_no_secret_means_no_webhooks(

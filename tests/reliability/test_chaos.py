@@ -13,7 +13,7 @@ import redis
 
 from sdk import App, states
 from sdk.calls import Call, SendOptions
-from sdk.keys import Keys
+from sdk.protocol.keys import Keys
 from tests.executors.conftest import WorkerFactory
 from tests.reliability.conftest import scale
 
@@ -71,4 +71,4 @@ def test_sigkill_the_worker_tree_five_times_loses_nothing(
     assert lost == []
     # Only a run executing at a kill can run again: at most one per slot per kill.
     assert duplicates <= KILLS * CONCURRENCY
-    assert sum(r.xlen(s) for s in Keys().streams("default")) == 0
+    assert sum(r.xlen(s) for s in Keys().streams(0, "default")) == 0

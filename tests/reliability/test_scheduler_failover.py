@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from gateway.scheduler.model import fire_ms_of
+from sdk.protocol.keys import Keys
 from tests.conftest import Gateway
 from tests.gateway.conftest import register
 from tests.reliability.conftest import scale
@@ -62,7 +63,7 @@ def test_leader_killed_every_fire_time_runs_once(
     time.sleep(max(duration - (time.monotonic() - start), 0) + 0.5)
     first = gw.client.get("/schedules/beat").json()
     assert gw.client.post("/schedules/beat/pause").status_code == 200
-    fires = sorted(fire_ms_of(i.decode()) for i in r.zrange("celeriac:runs", 0, -1))
+    fires = sorted(fire_ms_of(i.decode()) for i in r.zrange(Keys().history(0), 0, -1))
     assert first["last_run_id"] is not None
 
     anchor = fires[0] - 1000  # the schedule's creation (its first fire is 1 s later)

@@ -9,7 +9,7 @@ import redis
 
 from sdk import App, Task, states
 from sdk.errors import DuplicateTask, InvalidRequest
-from sdk.keys import Keys
+from sdk.protocol.keys import Keys
 
 
 def test_task_works_bare_and_with_options() -> None:
@@ -25,7 +25,7 @@ def test_task_works_bare_and_with_options() -> None:
 
     assert plain.name == f"{__name__}.test_task_works_bare_and_with_options.<locals>.plain"
     assert configured.name == "custom.name"
-    assert configured.options["queue"] == "io" and configured.options["max_retries"] == 5
+    assert configured.options.queue == "io" and configured.options.max_retries == 5
     assert plain(3) == 3  # calling a task runs it here
     assert set(app.tasks) == {plain.name, "custom.name"}
 
@@ -84,16 +84,21 @@ def test_config_from_object_reads_celery_style_settings() -> None:
     assert app.conf.extra["broker_pool"] == 3
 
 
-def test_submission_is_one_atomic_record_and_stream_entry(redis_url: str, r: redis.Redis) -> None:
-    app = App("t", redis_url=redis_url)
+@pytest.mark.parametrize("partitions", [1, 4])
+def test_submission_is_one_atomic_record_and_stream_entry(
+    redis_url: str, r: redis.Redis, partitions: int
+) -> None:
+    app = App("t", redis_url=redis_url, partitions=partitions)
     result = app.send_task("x.y", [1], {"k": 2}, priority=7, queue="q1")
-    keys = Keys()
-    assert r.xlen(keys.stream("q1", 7)) == 1
+    keys = Keys.from_settings(app.conf)
+    part = keys.partition(result.id)
+    assert r.xlen(keys.stream(part, "q1", 7)) == 1
     run = result.info()
     assert run is not None
     assert run["state"] == states.PENDING and run["task"] == "x.y" and run["queue"] == "q1"
     assert run["created_at"].endswith("Z")
-    assert r.zscore(keys.runs, result.id) is not None
+    assert r.zscore(keys.history(part), result.id) is not None
+    assert all(f"{{{part}}}".encode() in key for key in r.keys("*"))  # all in its partition
     app.close()
 
 
@@ -102,7 +107,8 @@ def test_same_task_id_twice_creates_one_run(redis_url: str, r: redis.Redis) -> N
     first = app.send_task("x.y", [1], task_id="fixed-id")
     second = app.send_task("x.y", [1], task_id="fixed-id")
     assert first.id == second.id == "fixed-id"
-    assert r.xlen(Keys().stream("default", 5)) == 1
+    keys = Keys.from_settings(app.conf)
+    assert r.xlen(keys.stream(keys.partition("fixed-id"), "default", 5)) == 1
     app.close()
 
 

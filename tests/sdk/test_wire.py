@@ -11,7 +11,7 @@ import pytest
 
 from sdk import TaskError
 from sdk import protocol as p
-from sdk.errors import SignatureError, UnsupportedContentType
+from sdk.errors import ProtocolError, SignatureError, UnknownProtocolVersion, UnsupportedContentType
 from sdk.exceptions_wire import describe, rebuild
 from sdk.schema import describe as schema_of
 from sdk.serializers import Codec
@@ -37,9 +37,9 @@ def test_times_are_rfc3339_utc_with_milliseconds() -> None:
 def test_envelope_round_trips_and_rejects_other_versions() -> None:
     m = p.Message(id="1", task="t", eta=5)
     assert p.decode_envelope(p.encode_envelope(m)) == m
-    with pytest.raises(p.ProtocolError):
+    with pytest.raises(UnknownProtocolVersion):
         p.decode_envelope(b'{"id": "1", "task": "t", "v": 2}')
-    with pytest.raises(p.ProtocolError):
+    with pytest.raises(ProtocolError):
         p.decode_envelope(b"not json")
 
 

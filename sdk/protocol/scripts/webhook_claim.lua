@@ -5,13 +5,14 @@
 -- webhook to a healthy one by one claim, not by the whole backlog; and retries keep the
 -- other half, so a flood of new deliveries does not starve them either.
 -- KEYS: 1 due zset (retries, and every claimed delivery), 2 fresh zset (first attempts)
--- ARGV: 1 now ms, 2 lease ms, 3 at most this many
+-- ARGV: see the locals below
 -- Returns the claimed run ids.
-local limit = tonumber(ARGV[3])
-local retries = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, limit)
+local now, lease_ms, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+
+local retries = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
 local fresh = redis.call('ZRANGE', KEYS[2], 0, limit - 1)
 local n_fresh = math.min(#fresh, math.max(math.ceil(limit / 2), limit - #retries))
-local until_ms = tonumber(ARGV[1]) + tonumber(ARGV[2])
+local until_ms = now + lease_ms
 local claimed = {}
 for i = 1, n_fresh do
   redis.call('ZREM', KEYS[2], fresh[i])

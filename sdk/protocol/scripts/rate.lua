@@ -1,9 +1,9 @@
 -- Shared rate limit for one task (GCRA, burst of one: Celery's token bucket of capacity 1).
 -- KEYS: 1 the task's rate key
--- ARGV: 1 now ms, 2 emission interval ms (1000 / runs per second)
+-- ARGV: see the locals below
 -- Returns 0 when a run may start now (and takes its slot), else the ms to wait.
-local now = tonumber(ARGV[1])
-local interval = tonumber(ARGV[2])
+local now, interval = tonumber(ARGV[1]), tonumber(ARGV[2])  -- interval: 1000 / runs per s
+
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat > now then
   return tat - now

@@ -1,5 +1,5 @@
--- Submit many runs in one call: submit.lua once per run, each as if called alone.
--- Composed with submit as a local function (sdk/scripts/__init__.py).
+-- Submit many runs of one partition in one call: submit.lua once per run, each as if
+-- called alone. Composed with submit as a local function (sdk/protocol/lua.py).
 -- KEYS: submit.lua's 5 keys for each run in turn
 -- ARGV: for each run, its number of arguments, then submit.lua's arguments
 -- Returns {created, ...}: submit.lua's reply for each run, in order.

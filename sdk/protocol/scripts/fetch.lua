@@ -1,13 +1,16 @@
 -- Read up to COUNT new runs, highest priority first, in one round trip.
--- KEYS: the streams of the consumer's queues, by priority (highest first) then queue
---       (streams of several queues span hash slots: see docs/protocol.md, Cluster)
--- ARGV: 1 group, 2 consumer, 3 count, 4 fair ("1": first one run from every non-empty
---       stream, lowest priority first, so a backlog of urgent runs never starves the rest)
+-- KEYS: the streams of the consumer's queues in one partition, by priority (highest
+--       first) then queue
+-- ARGV: see the locals below
 -- Returns {{stream, entry id, {field, value, ...}}, ...}; empty when nothing is queued.
+local group, consumer, left = ARGV[1], ARGV[2], tonumber(ARGV[3])
+-- "1": first one run from every non-empty stream, lowest priority first, so a backlog of
+-- urgent runs never starves the rest
+local fair = ARGV[4] == '1'
+
 local out = {}
-local left = tonumber(ARGV[3])
 local function take(i, n)
-  local reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', n,
+  local reply = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', n,
                            'STREAMS', KEYS[i], '>')
   if reply then
     for _, entry in ipairs(reply[1][2]) do
@@ -16,7 +19,7 @@ local function take(i, n)
     end
   end
 end
-if ARGV[4] == '1' then
+if fair then
   for i = #KEYS, 1, -1 do
     if left > 0 then take(i, 1) end
   end

@@ -1,6 +1,6 @@
 -- Submit one run under an idempotency key: the check and the submission in one script.
--- Loaded after submit.lua wrapped as `local function submit(KEYS, ARGV)` (sdk/idempotency.py).
--- KEYS: 1-5 as submit.lua, 6 the idempotency key
+-- Composed with submit as a local function (sdk/protocol/lua.py).
+-- KEYS: 1-5 as submit.lua, 6 the idempotency key (the run's partition)
 -- ARGV: as submit.lua, then two more: the answer to remember (JSON), its ttl (s)
 -- Returns {1} when the run was created (and the key now names it),
 --         {0, remembered answer} when the key was already used (nothing changes),

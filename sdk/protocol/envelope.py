@@ -1,0 +1,68 @@
+"""The message envelope of one run and its encoding in a stream entry (docs/protocol.md)."""
+
+from __future__ import annotations
+
+import msgspec
+
+from sdk.errors import ProtocolError, UnknownProtocolVersion
+
+PROTOCOL_VERSION = 1
+JSON = "application/json"
+
+
+class Message(msgspec.Struct, kw_only=True):
+    """The envelope of one run, stored as the ``env`` field of a stream entry.
+
+    Arguments travel beside it in the ``body`` field, encoded as ``content_type``; the
+    envelope itself is always JSON, with every field present (null when unset), so any
+    consumer can route a run without decoding the body or knowing our defaults.
+    """
+
+    id: str
+    task: str
+    queue: str = "default"
+    priority: int = 5
+    content_type: str = JSON
+    created_at: int = 0  # ms since the epoch
+    eta: int | None = None  # ms since the epoch; None runs now
+    expires: int | None = None  # ms since the epoch
+    retries: int = 0
+    max_retries: int | None = None
+    parent_id: str | None = None
+    root_id: str | None = None
+    callback_url: str | None = None
+    trace: str | None = None  # W3C traceparent of the submitter
+    signature: str | None = None  # hex HMAC-SHA256 of body (required for pickle)
+    ignore_result: bool = False
+    v: int = PROTOCOL_VERSION
+
+
+class _Versioned(msgspec.Struct):
+    v: int
+
+
+_encode_env = msgspec.json.Encoder().encode
+_decode_env = msgspec.json.Decoder(Message).decode
+_decode_version = msgspec.json.Decoder(_Versioned).decode
+
+
+def encode_envelope(message: Message) -> bytes:
+    return _encode_env(message)
+
+
+def decode_envelope(raw: bytes) -> Message:
+    """The envelope; ``UnknownProtocolVersion`` when it is of another version (whose
+    fields may not even fit ours), ``ProtocolError`` when it is not an envelope at all."""
+    try:
+        message = _decode_env(raw)
+    except msgspec.DecodeError as exc:
+        try:
+            version = _decode_version(raw).v
+        except msgspec.DecodeError:
+            version = PROTOCOL_VERSION
+        if version != PROTOCOL_VERSION:
+            raise UnknownProtocolVersion(f"envelope of protocol version {version}") from exc
+        raise ProtocolError(f"bad envelope: {exc}") from exc
+    if message.v != PROTOCOL_VERSION:
+        raise UnknownProtocolVersion(f"envelope of protocol version {message.v}")
+    return message

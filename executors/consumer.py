@@ -31,11 +31,12 @@ import redis
 from executors.backoff import Backoff
 from executors.lane import ScriptLane
 from executors.pools.base import StopFlag
-from executors.runner import Outcome, Runner
+from executors.runner import Runner
 from sdk import protocol as p
 from sdk import states
 from sdk.broker import Broker
 from sdk.errors import ProtocolError, UnknownProtocolVersion
+from sdk.middleware import Outcome
 from sdk.protocol import plans
 from sdk.protocol.keys import GROUP, Keys
 from sdk.protocol.plans import ScriptCall, StreamEntry

@@ -24,7 +24,7 @@ from executors.backoff import Backoff
 from executors.board import SlotBoard
 from executors.consumer import Consumer, SlotConfig, all_streams, ensure_groups
 from executors.control import ControlListener
-from executors.middleware import Counting, HardTimeLimit, Middleware, RateLimit
+from executors.middleware import Counting, HardTimeLimit, RateLimit, Retries, SoftTimeLimit
 from executors.pools import Pool
 from executors.pools.base import StopFlag
 from executors.runner import Runner
@@ -33,6 +33,7 @@ from sdk.broker import Broker
 from sdk.errors import Terminated, TimeLimitExceeded
 from sdk.exceptions_wire import describe
 from sdk.hygiene import eviction_warning
+from sdk.middleware import Middleware
 from sdk.protocol import F_KILLED, new_id, now_ms, plans
 from sdk.protocol.keys import Keys
 from sdk.protocol.plans import Limits
@@ -93,13 +94,15 @@ class Worker:
             RateLimit(broker),
             Counting(self.counters),
             HardTimeLimit(self.board, index),
+            Retries(),
+            SoftTimeLimit(self.pool.interrupter),
+            *self.app.middleware,
         ]
         runner = Runner(
             app=self.app,
             codec=self.codec,
             worker_id=self.id,
             middleware=middleware,
-            interrupter=self.pool.interrupter,
             state_writer=broker.update_state,
             run_async=self.pool.run_async,
         )

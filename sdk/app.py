@@ -11,6 +11,7 @@ from sdk.calls import Call, SendOptions
 from sdk.config import Settings, settings_from_object
 from sdk.context import Request, current_request
 from sdk.errors import DuplicateTask
+from sdk.middleware import Middleware
 from sdk.protocol import new_id
 from sdk.result import AsyncResult, EagerResult
 from sdk.schedules import PeriodicTask, Schedule, Signal, default_name, task_name
@@ -29,8 +30,13 @@ class App:
     ``CELERIAC_REDIS_URL``) it writes to Redis directly.
     """
 
-    def __init__(self, main: str = "app", **settings: Any) -> None:
+    def __init__(
+        self, main: str = "app", *, middleware: Sequence[Middleware] = (), **settings: Any
+    ) -> None:
         self.main = main
+        #: Run by executors around every run of this app's tasks, after their own
+        #: (sdk/middleware.py).
+        self.middleware: list[Middleware] = list(middleware)
         self.tasks: dict[str, Task[Any, Any]] = {}
         self._code_settings: dict[str, Any] = dict(settings)
         self.conf = self._resolve()

@@ -216,7 +216,14 @@ class Retry(CeleriacError):
 
 
 class Reject(CeleriacError):
-    """Control flow: the task refuses the message; it goes to the dead letters."""
+    """Control flow: the task refuses the run. It goes to the dead letters (state DEAD);
+    with ``requeue=True`` it runs again at once, counted as a retry (so a task that always
+    rejects cannot loop forever, as it can in Celery)."""
+
+    def __init__(self, reason: object = None, requeue: bool = False) -> None:
+        super().__init__("" if reason is None else str(reason))
+        self.reason = reason
+        self.requeue = requeue
 
 
 def _codes(root: type[CeleriacError]) -> dict[str, type[CeleriacError]]:

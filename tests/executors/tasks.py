@@ -7,8 +7,23 @@ import time
 from typing import Any
 
 from sdk import App, Task
+from sdk.errors import Reject
+from sdk.middleware import Execution, Middleware
 
-app = App("tests")
+
+class Stamp(Middleware):
+    """A user's middleware: wraps what ``t.stamped`` returns, and counts its runs."""
+
+    def before_execute(self, run: Execution) -> None:
+        run.notes["pid"] = os.getpid()
+
+    def around_execute(self, run: Execution, call: Any) -> Any:
+        if run.task.name != "t.stamped":
+            return call()
+        return {"value": call(), "stamped_in": run.notes["pid"], "attempts": run.attempts}
+
+
+app = App("tests", middleware=[Stamp()])
 
 
 class InventoryError(Exception):
@@ -262,3 +277,13 @@ def hog(megabytes: int) -> int:
     """Grows the process (as a leaky task would) and reports its pid."""
     _hoard.append(b"x" * (megabytes << 20))
     return os.getpid()
+
+
+@app.task(name="t.stamped")
+def stamped(x: int) -> int:
+    return x * 2
+
+
+@app.task(name="t.reject", bind=True, max_retries=2)
+def reject(self: Any, requeue: bool) -> None:
+    raise Reject(f"refused on try {self.request.retries}", requeue=requeue)

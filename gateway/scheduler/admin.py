@@ -8,8 +8,8 @@ from typing import Any
 import msgspec
 
 from gateway.catalog import Catalog
+from gateway.scheduler.launcher import Launcher
 from gateway.scheduler.model import Schedule, State, next_run, validate
-from gateway.scheduler.runner import Runner
 from gateway.scheduler.store import Store
 from sdk.broker import AsyncBroker
 from sdk.config import Settings
@@ -55,18 +55,18 @@ def _convert(data: dict[str, Any]) -> Schedule:
 
 
 class Admin:
-    def __init__(self, store: Store, catalog: Catalog, runner: Runner, timezone: str) -> None:
+    def __init__(self, store: Store, catalog: Catalog, launcher: Launcher, timezone: str) -> None:
         self.store = store
         self.catalog = catalog
-        self.runner = runner
+        self.launcher = launcher
         self.timezone = timezone
 
     @classmethod
     def over(cls, broker: AsyncBroker, catalog: Catalog, settings: Settings) -> Admin:
         """An Admin sharing the gateway's (or a command's) broker and catalog."""
         store = Store(broker.redis, broker.keys)
-        runner = Runner(broker, store, catalog, settings.default_queue)
-        return cls(store, catalog, runner, settings.timezone)
+        launcher = Launcher(broker, store, catalog, settings.default_queue)
+        return cls(store, catalog, launcher, settings.timezone)
 
     def _body(self, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):
@@ -134,7 +134,7 @@ class Admin:
 
     async def run_now(self, schedule_id: str) -> dict[str, Any]:
         s, _ = await self.store.get(schedule_id)
-        sub = await self.runner.run_now(s)
+        sub = await self.launcher.run_now(s)
         run = sub.message.id
         state = "SCHEDULED" if sub.message.eta else "PENDING"
         return {"id": run, "task": s.task, "state": state, "links": {"self": f"/runs/{run}"}}

@@ -1,5 +1,5 @@
 """APScheduler in the leader: one in-memory job per enabled schedule, kept in step with
-the store, each fire handed to the Runner with its nominal fire time."""
+the store, each fire handed to the Launcher with its nominal fire time."""
 
 from __future__ import annotations
 

@@ -20,9 +20,9 @@ from redis.exceptions import RedisError
 from gateway.catalog import Catalog
 from gateway.scheduler import static
 from gateway.scheduler.driver import Driver
+from gateway.scheduler.launcher import Launcher
 from gateway.scheduler.lease import Lease
 from gateway.scheduler.model import Schedule
-from gateway.scheduler.runner import Runner
 from gateway.scheduler.store import Store
 from sdk.broker import AsyncBroker
 from sdk.config import Settings
@@ -58,7 +58,7 @@ class SchedulerService:
     ) -> None:
         keys = Keys.from_settings(settings)
         self.store = Store(client, keys)
-        self.runner = Runner(
+        self.launcher = Launcher(
             AsyncBroker(client, keys, Limits.from_settings(settings)),
             self.store,
             Catalog(client, keys),
@@ -72,7 +72,7 @@ class SchedulerService:
 
     async def _fire(self, s: Schedule, fire_ms: int) -> None:
         if self.lease.held:  # deposed: the new leader resumes from the last recorded fire
-            await self.runner.fire(s, fire_ms)
+            await self.launcher.fire(s, fire_ms)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until ``stop`` is set; then release the lease so a standby takes over at once."""

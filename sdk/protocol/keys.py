@@ -12,7 +12,7 @@ every shard. docs/protocol.md describes the layout; change both together.
 from __future__ import annotations
 
 import binascii
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sdk.config import Settings
 from sdk.errors import ConfigurationError
@@ -36,10 +36,14 @@ def partition_of(name: str, partitions: int) -> int:
 class Keys:
     prefix: str = "celeriac"
     partitions: int = 1
+    _tags: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 1 <= self.partitions <= 16384:
             raise ConfigurationError(f"partitions must be 1-16384, not {self.partitions}")
+        # Built once: a worker spells several keys per run.
+        tags = tuple(f"{self.prefix}:{{{n}}}" for n in range(self.partitions))
+        object.__setattr__(self, "_tags", tags)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Keys:
@@ -64,7 +68,7 @@ class Keys:
         return range(self.partitions)
 
     def _tag(self, part: int) -> str:
-        return f"{self.prefix}:{{{part}}}"
+        return self._tags[part]
 
     # -- per partition and queue ----------------------------------------------------------------
     def stream(self, part: int, queue: str, priority: int) -> str:

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 CONCURRENT_FIRES = 16
 
 
-class Runner:
+class Launcher:
     """Submits runs of schedules through the broker and records them in the store."""
 
     def __init__(

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from gateway.cli import command, settings_env
+from sdk.cli import main
 from sdk.config import Settings
 
 
@@ -39,6 +40,26 @@ def test_a_bad_setting_is_a_one_line_error(
     monkeypatch.setenv(name, value)
     result = CliRunner().invoke(command, ["--redis-url", redis_url])
     assert result.exit_code == 1
+    assert result.output.strip().count("\n") == 0 and says in result.output
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("foo://127.0.0.1:6379", "unsupported Redis URL 'foo://127.0.0.1:6379'"),
+        ("127.0.0.1:6379", "use redis://, rediss:// or unix://"),
+        ("redis+cluster://127.0.0.1:7000,127.0.0.1:7001", "not supported yet"),
+        ("redis+sentinel://127.0.0.1:26379/main", "not supported yet"),
+    ],
+)
+@pytest.mark.parametrize("cli", ["gateway", "worker", "scheduler", "submit", "dev"])
+def test_a_url_of_another_scheme_is_a_one_line_error(
+    cli: str, url: str, says: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CELERIAC_REDIS_URL", raising=False)
+    args = {"worker": ["-A", "examples"], "submit": ["examples.add"]}.get(cli, [])
+    result = CliRunner().invoke(main, [cli, *args, "--redis-url", url])
+    assert result.exit_code != 0
     assert result.output.strip().count("\n") == 0 and says in result.output
 
 

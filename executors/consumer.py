@@ -150,8 +150,9 @@ class Consumer:
         fair = self._fetches % self.config.fair_every == 0
         count = len(self._parts)
         for i in range(count):
-            streams = self._parts[(self._fetches + i) % count]
-            entries = self._step(plans.fetch(streams, self.config.name, self.config.prefetch, fair))
+            part = (self._fetches + i) % count
+            fetch = plans.fetch(self._parts[part], self.config.name, self.config.prefetch, fair)
+            entries = self._step(fetch, part)
             if entries:
                 entries.sort(key=lambda e: self._order.get(e.stream, 0))  # fair reads low first
                 return entries
@@ -230,14 +231,10 @@ class Consumer:
         if message.expires is not None and p.now_ms() > message.expires:
             self._finish(stream, entry_id, message, Outcome(states.EXPIRED), stop)
             return
+        keys, limits = self.broker.keys, self.broker.limits
         start = self._step(
-            plans.start(
-                self.broker.keys,
-                self.broker.limits,
-                message,
-                self.runner.worker_id,
-                self.config.max_deliveries,
-            )
+            plans.start(keys, limits, message, self.runner.worker_id, self.config.max_deliveries),
+            keys.partition(message.id),
         )
         if start.verdict == "DONE":
             self._ack(stream, entry_id)
@@ -256,8 +253,13 @@ class Consumer:
                 self._finish(stream, entry_id, message, outcome, stop)
             self.runs += 1
 
-    def _step(self, then: ScriptCall[R]) -> R:
-        """Run ``then`` (a start or a fetch) after storing the held outcome, if any."""
+    def _step(self, then: ScriptCall[R], part: int) -> R:
+        """Run ``then`` (a start or a fetch in partition ``part``) after storing the held
+        outcome, if any: in the same call when it is of the same partition (one call
+        must stay in one Cluster slot), else in a call of its own first."""
+        if self._outcome is not None and self.broker.keys.partition(self._outcome_run) != part:
+            self._lane(plans.step(self._outcome, None))
+            self._outcome = None
         _stored, reply = self._lane(plans.step(self._outcome, then))
         self._outcome = None
         return cast(R, reply)

@@ -167,3 +167,27 @@ def test_a_slot_that_keeps_crashing_backs_off_then_recovers(
     assert 1 <= crashes <= 4  # pauses of 0.5, 1 and 2 s; replaced at each 0.1 s tick: ~30
     r.delete(stream)  # the fault goes away: the slot comes back by itself
     assert app.send_task("t.add", [2, 3]).get(timeout=30) == 5
+
+
+@pytest.mark.parametrize("pool", ["prefork", "threads"])
+def test_runs_spread_over_partitions_all_run(
+    pool: str, start_worker: WorkerFactory, redis_url: str, r: redis.Redis
+) -> None:
+    """Four key partitions, fewer slots than partitions: each slot rotates its fetch over
+    them, an outcome held from one partition is stored before a call in another (one
+    call, one Cluster slot), and delayed runs are promoted in every partition."""
+    start_worker(pool, "-c", "2", env={"CELERIAC_PARTITIONS": "4"})
+    keys = Keys(partitions=4)
+    producer = App("producer", redis_url=redis_url, partitions=4)
+    try:
+        results = [producer.send_task("t.add", [i, i]) for i in range(40)]
+        later = [producer.send_task("t.add", [i, 1], countdown=0.3) for i in range(8)]
+        assert [x.get(timeout=20) for x in results] == [2 * i for i in range(40)]
+        assert [x.get(timeout=20) for x in later] == [i + 1 for i in range(8)]
+        used = {keys.partition(x.id) for x in results + later}
+        assert len(used) == 4  # 48 random ids: every partition had runs
+        for part in keys.all_partitions:
+            assert r.zcard(keys.delayed(part, "default")) == 0
+            assert sum(r.xlen(s) for s in keys.streams(part, "default")) == 0  # all acked
+    finally:
+        producer.close()

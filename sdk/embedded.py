@@ -64,6 +64,7 @@ class EmbeddedServer:
     host: str = "127.0.0.1"
     persistent: bool = True
     appendfsync: str = "everysec"
+    cluster: bool = False  # a node of a Redis Cluster (see EmbeddedCluster)
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -97,6 +98,8 @@ class EmbeddedServer:
             ]
         else:
             args += ["--appendonly", "no", "--save", ""]
+        if self.cluster:
+            args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
         return args
 
     def start(self, timeout: float = 10.0) -> EmbeddedServer:
@@ -147,3 +150,57 @@ class EmbeddedServer:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+SLOTS = 16384
+
+
+@dataclass
+class EmbeddedCluster:
+    """A Redis Cluster of ``size`` primaries on this host, no replicas: each node gets an
+    equal range of the 16,384 slots and meets the others (no redis-cli needed)."""
+
+    data_dir: Path
+    size: int = 3
+    nodes: list[EmbeddedServer] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        """The ``redis+cluster://`` URL naming every node (SPEC §11)."""
+        return "redis+cluster://" + ",".join(f"{n.host}:{n.port}" for n in self.nodes)
+
+    def start(self, timeout: float = 20.0) -> EmbeddedCluster:
+        for i in range(self.size):
+            node = EmbeddedServer(self.data_dir / f"node{i}", persistent=False, cluster=True)
+            self.nodes.append(node.start())
+        step = SLOTS // self.size
+        for i, node in enumerate(self.nodes):
+            last = SLOTS - 1 if i == self.size - 1 else (i + 1) * step - 1
+            _command(node, "CLUSTER", "ADDSLOTSRANGE", str(i * step), str(last))
+        for node in self.nodes[1:]:
+            _command(self.nodes[0], "CLUSTER", "MEET", node.host, str(node.port))
+        self._wait_ok(timeout)
+        return self
+
+    def _wait_ok(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(b"cluster_state:ok" in _command(n, "CLUSTER", "INFO") for n in self.nodes):
+                return
+            time.sleep(0.1)
+        raise ConfigurationError(f"the local cluster was not ready within {timeout}s")
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def _command(node: EmbeddedServer, *args: str) -> bytes:
+    """One command over a raw socket (RESP), its reply's first 4 KB."""
+    request = f"*{len(args)}\r\n" + "".join(f"${len(a)}\r\n{a}\r\n" for a in args)
+    with socket.create_connection((node.host, node.port), timeout=2) as s:
+        s.sendall(request.encode())
+        reply = s.recv(4096)
+    if reply.startswith(b"-"):
+        raise ConfigurationError(f"{' '.join(args)}: {reply.decode(errors='replace').strip()}")
+    return reply

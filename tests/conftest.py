@@ -13,10 +13,11 @@ import httpx
 import pytest
 import redis
 import uvicorn
+from redis.cluster import ClusterNode, RedisCluster
 
 from gateway.app import create_app
 from sdk.config import Settings
-from sdk.embedded import EmbeddedServer
+from sdk.embedded import EmbeddedCluster, EmbeddedServer
 
 
 @pytest.fixture(scope="session")
@@ -24,6 +25,25 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedS
     server = EmbeddedServer(tmp_path_factory.mktemp("redis"), persistent=False).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def valkey_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedCluster]:
+    """A Redis Cluster of three bundled valkey-server primaries, started once per session
+    by the first test that asks for it."""
+    cluster = EmbeddedCluster(tmp_path_factory.mktemp("cluster")).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def cluster_client(valkey_cluster: EmbeddedCluster) -> Iterator[RedisCluster]:
+    """A client of the local cluster, every primary flushed first."""
+    nodes = [ClusterNode(n.host, n.port) for n in valkey_cluster.nodes]
+    client = RedisCluster(startup_nodes=nodes)
+    client.flushall()
+    yield client
+    client.close()
 
 
 @pytest.fixture

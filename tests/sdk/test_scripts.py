@@ -1,7 +1,9 @@
 """Every script's verdicts, driven through ``plans`` + ``Scripts`` against a real server.
 
 Each test checks what Redis holds afterwards (the record, the streams, the sets), not
-only the reply. Where partitioning matters a test runs with 1 and with 4 partitions.
+only the reply. Where partitioning matters a test runs with 1 and with 4 partitions, and
+every test runs against one Valkey server and against a local three-primary Redis
+Cluster, where a script touching keys of two slots fails (CROSSSLOT).
 """
 
 from __future__ import annotations
@@ -9,11 +11,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import pytest
 import redis
+from redis.exceptions import RedisClusterException
 
 from sdk import states
 from sdk.protocol import Message, decode_envelope, encode_envelope, new_id, now_ms, plans
@@ -31,6 +34,17 @@ Listen = Callable[[str], Any]
 @pytest.fixture(params=[1, 4], ids=lambda n: f"partitions={n}")
 def keys(request: pytest.FixtureRequest) -> Keys:
     return Keys("celeriac", request.param)
+
+
+@pytest.fixture(params=["valkey", "cluster"])
+def r(request: pytest.FixtureRequest) -> redis.Redis:
+    """A client of the session's server, or of the local cluster (both flushed)."""
+    name = "redis_url" if request.param == "valkey" else "cluster_client"
+    if name == "redis_url":
+        client = redis.Redis.from_url(request.getfixturevalue("redis_url"))
+        request.addfinalizer(client.close)
+        return client
+    return cast(redis.Redis, request.getfixturevalue("cluster_client"))
 
 
 @pytest.fixture
@@ -461,6 +475,19 @@ def test_step_stores_an_outcome_then_fetches(r: redis.Redis, scripts: Scripts, k
     # stored already: False; nothing to store: None; nothing after: None
     assert scripts(plans.step(finish(keys, a, None), None)) == (False, None)
     assert scripts(plans.step(None, then)) == (None, [])
+
+
+def test_a_cluster_refuses_a_step_across_partitions(cluster_client: redis.Redis) -> None:
+    """Why the consumer stores an outcome of another partition on its own: the cluster
+    refuses one call whose keys are in two slots (so the tests above, which pass on it,
+    really keep each call in one slot)."""
+    keys, scripts = Keys("celeriac", 4), Scripts(cluster_client)
+    a, entry_a = started(cluster_client, scripts, keys)
+    other = (keys.partition(a.id) + 1) % 4
+    then = plans.fetch(keys.streams(other, QUEUE), "c1", 10, False)
+    with pytest.raises((redis.RedisError, RedisClusterException), match=r"(?i)slot"):
+        scripts(plans.step(finish(keys, a, entry_a), then))
+    assert record(cluster_client, keys, a.id)["state"] == states.STARTED  # nothing stored
 
 
 # -- fetch ----------------------------------------------------------------------------------------

@@ -65,6 +65,7 @@ class EmbeddedServer:
     persistent: bool = True
     appendfsync: str = "everysec"
     cluster: bool = False  # a node of a Redis Cluster (see EmbeddedCluster)
+    cluster_port: int = 0  # its cluster bus port, when a node
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -99,13 +100,17 @@ class EmbeddedServer:
         else:
             args += ["--appendonly", "no", "--save", ""]
         if self.cluster:
+            # The bus port is named, not left at port + 10000, which may be past 65535.
             args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+            args += ["--cluster-port", str(self.cluster_port)]
         return args
 
     def start(self, timeout: float = 10.0) -> EmbeddedServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if not self.port:
             self.port = free_port(self.host)
+        if self.cluster and not self.cluster_port:
+            self.cluster_port = free_port(self.host)
         self.process = subprocess.Popen(
             self.command(),
             stdout=subprocess.DEVNULL,
@@ -178,7 +183,8 @@ class EmbeddedCluster:
             last = SLOTS - 1 if i == self.size - 1 else (i + 1) * step - 1
             _command(node, "CLUSTER", "ADDSLOTSRANGE", str(i * step), str(last))
         for node in self.nodes[1:]:
-            _command(self.nodes[0], "CLUSTER", "MEET", node.host, str(node.port))
+            meet = (node.host, str(node.port), str(node.cluster_port))
+            _command(self.nodes[0], "CLUSTER", "MEET", *meet)
         self._wait_ok(timeout)
         return self
 

@@ -44,8 +44,6 @@ from sdk.protocol.plans import ScriptCall, StreamEntry
 log = logging.getLogger("celeriac.consumer")
 R = TypeVar("R")
 
-Entry = StreamEntry
-
 
 @dataclass(frozen=True)
 class SlotConfig:
@@ -142,7 +140,7 @@ class Consumer:
             and _rss_mb() > self.config.max_memory_mb
         )
 
-    def _fetch(self) -> list[Entry]:
+    def _fetch(self) -> list[StreamEntry]:
         """New runs, highest priority first across every queue, one script call per
         partition tried; blocks only when all are empty. docs/reliability.md states the
         policy."""
@@ -165,12 +163,12 @@ class Consumer:
         )
         return self._entries(blocking)
 
-    def _reclaim(self) -> list[Entry]:
+    def _reclaim(self) -> list[StreamEntry]:
         """Claim runs left pending by dead workers (live ones keep their claims fresh)."""
         if time.monotonic() < self._next_reclaim:
             return []
         self._next_reclaim = time.monotonic() + self.config.reclaim_every_s
-        claimed: list[Entry] = []
+        claimed: list[StreamEntry] = []
         for stream in self._streams:
             reply = self.broker.redis.xautoclaim(
                 stream,
@@ -186,8 +184,8 @@ class Consumer:
             log.warning("reclaimed %d runs abandoned by a dead worker", len(claimed))
         return claimed
 
-    def _own_pending(self) -> list[Entry]:
-        found: list[Entry] = []
+    def _own_pending(self) -> list[StreamEntry]:
+        found: list[StreamEntry] = []
         for streams in self._parts:  # one partition (one Cluster slot) a call
             try:
                 reply = self.broker.redis.xreadgroup(
@@ -202,7 +200,7 @@ class Consumer:
         found.sort(key=lambda e: self._order.get(e.stream, 0))
         return found
 
-    def _entries(self, reply: Any) -> list[Entry]:
+    def _entries(self, reply: Any) -> list[StreamEntry]:
         """Flatten an XREADGROUP reply, highest priority stream first."""
         entries = [
             StreamEntry(stream.decode(), entry_id.decode(), fields)
@@ -214,7 +212,7 @@ class Consumer:
         return entries
 
     # -- one run -------------------------------------------------------------------------------
-    def _handle(self, entry: Entry, stop: StopFlag) -> None:
+    def _handle(self, entry: StreamEntry, stop: StopFlag) -> None:
         stream, entry_id, fields = entry
         try:
             message = p.decode_envelope(fields[b"env"])
@@ -258,8 +256,7 @@ class Consumer:
         outcome, if any: in the same call when it is of the same partition (one call
         must stay in one Cluster slot), else in a call of its own first."""
         if self._outcome is not None and self.broker.keys.partition(self._outcome_run) != part:
-            self._lane(plans.step(self._outcome, None))
-            self._outcome = None
+            self._send_outcome()
         _stored, reply = self._lane(plans.step(self._outcome, then))
         self._outcome = None
         return cast(R, reply)
@@ -309,14 +306,19 @@ class Consumer:
         )
         self._outcome_run = message.id
 
+    def _send_outcome(self) -> None:
+        """Store the held outcome in a call of its own (kept held if the call fails)."""
+        if self._outcome is not None:
+            self._lane(plans.step(self._outcome, None))
+            self._outcome = None
+
     def _store_outcome(self, stop: StopFlag) -> None:
         """Store the held outcome and ack; retried through Redis outages, since the run
         is done."""
         backoff = Backoff()
         while self._outcome is not None:
             try:
-                self._lane(plans.step(self._outcome, None))
-                self._outcome = None
+                self._send_outcome()
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 run_id = self._outcome_run
                 if stop.is_set() and backoff.delay >= backoff.most:
@@ -332,7 +334,7 @@ class Consumer:
         pipe.xdel(stream, entry_id)
         pipe.execute()
 
-    def _hand_back(self, entries: Sequence[Entry]) -> None:
+    def _hand_back(self, entries: Sequence[StreamEntry]) -> None:
         """Return prefetched runs that never started to their streams, for other workers."""
         for stream, entry_id, fields in entries:
             pipe = self.broker.redis.pipeline(transaction=True)

@@ -25,6 +25,11 @@ from sdk.protocol.plans import Limits, Submission, Verdict
 from sdk.protocol.record import Fields, is_terminal
 
 _json = msgspec.json.Decoder()
+MISSING = Verdict("MISSING", "")  # what revoke.lua and requeue.lua answer for no record
+
+
+def _text(raw: Any) -> str | None:
+    return raw.decode() if isinstance(raw, bytes) else None
 
 
 def check_revoke(run_id: str, verdict: Verdict) -> None:
@@ -113,15 +118,21 @@ class Broker:
 
     def revoke(self, run_id: str, terminate: bool = False) -> Verdict:
         """Revoke a run; returns the revoke script's outcome and the state it found."""
-        queue = cast(bytes | None, self.redis.hget(self.keys.run(run_id), p.F_QUEUE)) or b""
-        return self.scripts(plans.revoke(self.keys, self.limits, run_id, queue.decode(), terminate))
+        queue = self._queue_of(run_id)
+        if queue is None:
+            return MISSING
+        return self.scripts(plans.revoke(self.keys, self.limits, run_id, queue, terminate))
 
     def requeue(self, run_id: str) -> Verdict:
         """Put a dead-lettered run back on its queue (see requeue.lua)."""
-        queue = cast(bytes | None, self.redis.hget(self.keys.run(run_id), p.F_QUEUE))
+        queue = self._queue_of(run_id)
         if queue is None:
-            return Verdict("MISSING", "")
-        return self.scripts(plans.requeue(self.keys, self.limits, run_id, queue.decode()))
+            return MISSING
+        return self.scripts(plans.requeue(self.keys, self.limits, run_id, queue))
+
+    def _queue_of(self, run_id: str) -> str | None:
+        """The run's queue, read first: its script is given the queue's keys."""
+        return _text(self.redis.hget(self.keys.run(run_id), p.F_QUEUE))
 
 
 class AsyncBroker:
@@ -167,13 +178,17 @@ class AsyncBroker:
         return decode_hash(cast(Fields, await self.redis.hgetall(self.keys.tasks)))
 
     async def revoke(self, run_id: str, terminate: bool = False) -> Verdict:
-        queue = cast(bytes | None, await self.redis.hget(self.keys.run(run_id), p.F_QUEUE)) or b""
-        call = plans.revoke(self.keys, self.limits, run_id, queue.decode(), terminate)
-        return await self.scripts(call)
+        queue = await self._queue_of(run_id)
+        if queue is None:
+            return MISSING
+        return await self.scripts(plans.revoke(self.keys, self.limits, run_id, queue, terminate))
 
     async def requeue(self, run_id: str) -> Verdict:
         """Put a dead-lettered run back on its queue (see requeue.lua)."""
-        queue = cast(bytes | None, await self.redis.hget(self.keys.run(run_id), p.F_QUEUE))
+        queue = await self._queue_of(run_id)
         if queue is None:
-            return Verdict("MISSING", "")
-        return await self.scripts(plans.requeue(self.keys, self.limits, run_id, queue.decode()))
+            return MISSING
+        return await self.scripts(plans.requeue(self.keys, self.limits, run_id, queue))
+
+    async def _queue_of(self, run_id: str) -> str | None:
+        return _text(await self.redis.hget(self.keys.run(run_id), p.F_QUEUE))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING
 
@@ -30,4 +31,16 @@ class Backoff:
             if (left := deadline - time.monotonic()) <= 0:
                 return False
             time.sleep(min(0.05, left))
+        return True
+
+    async def asleep(self, stop: asyncio.Event | None = None) -> bool:
+        """``sleep`` on an event loop: the other coroutines run meanwhile."""
+        delay, self.delay = self.delay, min(self.delay * 2, self.most)
+        if stop is None:
+            await asyncio.sleep(delay)
+            return False
+        try:
+            await asyncio.wait_for(stop.wait(), delay)
+        except TimeoutError:
+            return False
         return True

@@ -11,15 +11,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-import redis
-
+from sdk.clients import SyncClient
 from sdk.protocol.keys import GROUP
 
 REFRESH_EVERY_S = 3.0
 
 
 def keep_fresh(
-    client: redis.Redis,
+    client: SyncClient,
     streams: Sequence[str],
     worker_id: str,
     idle_ms: int = int(REFRESH_EVERY_S * 1000),

@@ -24,18 +24,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-import msgspec
 import psutil
 import redis
 
+from executors import entries
 from executors.backoff import Backoff
-from executors.lane import ScriptLane
+from executors.lane import lane_for
 from executors.pools.base import StopFlag
 from executors.runner import Runner
 from sdk import protocol as p
 from sdk import states
 from sdk.broker import Broker
-from sdk.errors import ProtocolError, UnknownProtocolVersion
+from sdk.clients import UNREACHABLE, SyncClient
 from sdk.middleware import Outcome
 from sdk.protocol import plans
 from sdk.protocol.keys import GROUP, Keys
@@ -73,7 +73,7 @@ def all_streams(keys: Keys, queues: Sequence[str]) -> list[str]:
     return [s for part in keys.all_partitions for s in partition_streams(keys, queues, part)]
 
 
-def ensure_groups(client: redis.Redis, streams: Sequence[str]) -> None:
+def ensure_groups(client: SyncClient, streams: Sequence[str]) -> None:
     """Create the consumer group on every stream, reading from the start of each."""
     for stream in streams:
         try:
@@ -104,7 +104,7 @@ class Consumer:
         self._next_reclaim = time.monotonic() + config.reclaim_every_s
         self._outcome: ScriptCall[bool] | None = None  # a finish, sent with the next step
         self._outcome_run = ""
-        self._lane = ScriptLane(broker.redis)
+        self._lane = lane_for(broker.redis)  # a lane per node on a Redis Cluster
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self, stop: StopFlag) -> None:
@@ -121,7 +121,7 @@ class Consumer:
                         break
                     self._handle(entry, stop)
                 backoff.reset()
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except UNREACHABLE as exc:
                 log.warning("Redis unreachable (%s); retrying in %.1fs", exc, backoff.delay)
                 backoff.sleep(stop)
             except redis.ResponseError as exc:
@@ -194,7 +194,7 @@ class Consumer:
                     dict.fromkeys(streams, "0"),
                     count=1000,
                 )
-            except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
+            except (*UNREACHABLE, redis.ResponseError):
                 continue
             found += self._entries(reply)
         found.sort(key=lambda e: self._order.get(e.stream, 0))
@@ -213,42 +213,32 @@ class Consumer:
 
     # -- one run -------------------------------------------------------------------------------
     def _handle(self, entry: StreamEntry, stop: StopFlag) -> None:
-        stream, entry_id, fields = entry
-        try:
-            message = p.decode_envelope(fields[b"env"])
-            body = fields.get(b"body", b"")
-        except UnknownProtocolVersion as exc:
-            # For a worker of another version (a rolling upgrade): left pending, so one
-            # that speaks it takes it over once this one has gone (docs/reliability.md).
-            log.warning("left entry %s on %s to another worker: %s", entry_id, stream, exc)
+        readable = entries.read(entry)
+        if readable == "leave":
             return
-        except (KeyError, ProtocolError) as exc:
-            log.error("dropping malformed entry %s on %s: %s", entry_id, stream, exc)
-            self._ack(stream, entry_id)
+        if readable == "ack":
+            self._ack(entry.stream, entry.id)
             return
-        if message.expires is not None and p.now_ms() > message.expires:
-            self._finish(stream, entry_id, message, Outcome(states.EXPIRED), stop)
+        message, body = readable
+        if entries.expired(message):
+            self._finish(entry, message, Outcome(states.EXPIRED), stop)
             return
-        keys, limits = self.broker.keys, self.broker.limits
+        keys, limits, config = self.broker.keys, self.broker.limits, self.config
         start = self._step(
-            plans.start(keys, limits, message, self.runner.worker_id, self.config.max_deliveries),
+            plans.start(keys, limits, message, self.runner.worker_id, config.max_deliveries),
             keys.partition(message.id),
         )
-        if start.verdict == "DONE":
-            self._ack(stream, entry_id)
-        elif start.verdict == "REVOKE":
-            self._finish(stream, entry_id, message, Outcome(states.REVOKED), stop)
-        elif start.verdict == "KILLED":
-            outcome = Outcome(states.FAILURE, {p.F_ERROR: start.killed})
-            self._finish(stream, entry_id, message, outcome, stop)
-        elif start.verdict == "DEAD":
-            self._finish(stream, entry_id, message, self._dead(message, start.deliveries), stop)
+        settled = entries.settle_start(start, message, self.runner.codec, config.max_deliveries)
+        if settled == "ack":
+            self._ack(entry.stream, entry.id)
+        elif settled != "run":
+            self._finish(entry, message, settled, stop)
         else:
             outcome = self.runner.run(message, body, start.attempts)
             if outcome.state == states.RETRY:
-                self._retry(stream, entry_id, message, body, outcome)
+                self.broker.scripts(entries.retry(keys, limits, entry, message, body, outcome))
             else:
-                self._finish(stream, entry_id, message, outcome, stop)
+                self._finish(entry, message, outcome, stop)
             self.runs += 1
 
     def _step(self, then: ScriptCall[R], part: int) -> R:
@@ -261,48 +251,13 @@ class Consumer:
         self._outcome = None
         return cast(R, reply)
 
-    def _dead(self, message: p.Message, deliveries: int) -> Outcome:
-        log.error(
-            "run %s (%s) is dead: %d deliveries never finished",
-            message.id,
-            message.task,
-            deliveries,
-        )
-        error = {
-            "type": "DeliveryLimitExceeded",
-            "message": f"delivered {deliveries} times without finishing "
-            f"(max_deliveries={self.config.max_deliveries}): its worker died each time",
-            "traceback": None,
-        }
-        return Outcome(states.DEAD, {p.F_ERROR: self.runner.codec.encode(error, "json")[0]})
-
-    def _retry(
-        self, stream: str, entry_id: str, message: p.Message, body: bytes, outcome: Outcome
-    ) -> None:
-        """Schedule the next attempt in the delayed set; the run keeps its id."""
-        due = p.now_ms() + int((outcome.countdown or 0) * 1000)
-        retried = msgspec.structs.replace(message, retries=message.retries + 1, eta=due)
-        error = outcome.fields[p.F_ERROR]
-        self.broker.scripts(
-            plans.retry(
-                self.broker.keys, self.broker.limits, retried, stream, entry_id, error, body
-            )
-        )
-
     def _finish(
-        self, stream: str, entry_id: str, message: p.Message, outcome: Outcome, stop: StopFlag
+        self, entry: StreamEntry, message: p.Message, outcome: Outcome, stop: StopFlag
     ) -> None:
         """Hold the outcome for the next step; stored at once when nothing else comes."""
         self._store_outcome(stop)  # only after an outage: one outcome held at a time
-        self._outcome = plans.finish(
-            self.broker.keys,
-            self.broker.limits,
-            message,
-            stream,
-            entry_id,
-            outcome.state,
-            outcome.runtime_ms,
-            outcome.fields,
+        self._outcome = entries.finish(
+            self.broker.keys, self.broker.limits, entry, message, outcome
         )
         self._outcome_run = message.id
 
@@ -319,7 +274,7 @@ class Consumer:
         while self._outcome is not None:
             try:
                 self._send_outcome()
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except UNREACHABLE as exc:
                 run_id = self._outcome_run
                 if stop.is_set() and backoff.delay >= backoff.most:
                     log.error("gave up storing run %s: it stays pending and will run again", run_id)

@@ -7,9 +7,9 @@ import threading
 from collections.abc import Callable
 
 import msgspec
-import redis
 
 from executors.backoff import Backoff
+from sdk.clients import UNREACHABLE, SyncClient
 
 log = logging.getLogger("celeriac.control")
 
@@ -18,7 +18,7 @@ class ControlListener:
     """A daemon thread subscribed to the control channel; reconnects with backoff."""
 
     def __init__(
-        self, client: redis.Redis, channel: str, on_terminate: Callable[[str], None]
+        self, client: SyncClient, channel: str, on_terminate: Callable[[str], None]
     ) -> None:
         self._client = client
         self._channel = channel
@@ -43,7 +43,7 @@ class ControlListener:
                     message = pubsub.get_message(timeout=0.5)
                     if message is not None:
                         self._dispatch(message["data"])
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except UNREACHABLE as exc:
                 log.warning("control channel lost (%s); reconnecting", exc)
                 backoff.sleep()
             finally:

@@ -11,10 +11,11 @@ task's options true.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -26,6 +27,7 @@ from sdk.errors import MaxRetriesExceeded, Reject, Retry, SoftTimeLimitExceeded
 from sdk.exceptions_wire import describe
 from sdk.middleware import Execution, Middleware, Outcome
 from sdk.protocol import plans
+from sdk.protocol.drivers import AsyncScripts
 from sdk.task import TaskOptions, parse_rate
 
 log = logging.getLogger("celeriac.runner")
@@ -62,23 +64,46 @@ class SoftTimeLimit(Middleware):
         with self.interrupter(float(soft), SoftTimeLimitExceeded):
             return call()
 
+    async def around_execute_async(self, run: Execution, call: Callable[[], Awaitable[Any]]) -> Any:
+        soft = run.task.options.soft_time_limit
+        if not soft:
+            return await call()
+        with self.interrupter(float(soft), SoftTimeLimitExceeded):
+            return await call()
+
 
 class RateLimit(Middleware):
     """``rate_limit``: runs of a task start no faster than its rate across all workers;
-    a slot waits its turn (the run stays claimed meanwhile)."""
+    a slot waits its turn (the run stays claimed meanwhile). The asyncio pool waits on its
+    loop, through ``async_scripts``."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, async_scripts: AsyncScripts | None = None) -> None:
         self.broker = broker
+        self.async_scripts = async_scripts
 
     def before_execute(self, run: Execution) -> None:
-        per_second = parse_rate(run.task.options.rate_limit)
-        if per_second is None:
+        interval = _interval_ms(run.task.options)
+        if interval is None:
             return
-        interval = max(1, round(1000 / per_second))
-        call = plans.rate(self.broker.keys, run.task.name, interval)
-        while wait_ms := self.broker.scripts(call):
+        while wait_ms := self.broker.scripts(plans.rate(self.broker.keys, run.task.name, interval)):
             time.sleep(min(wait_ms, 1000) / 1000)
-            call = plans.rate(self.broker.keys, run.task.name, interval)
+
+    async def before_execute_async(self, run: Execution) -> None:
+        interval = _interval_ms(run.task.options)
+        if interval is None:
+            return
+        if self.async_scripts is None:  # no async client given: the sync wait
+            self.before_execute(run)
+            return
+        keys, name = self.broker.keys, run.task.name
+        while wait_ms := await self.async_scripts(plans.rate(keys, name, interval)):
+            await asyncio.sleep(min(wait_ms, 1000) / 1000)
+
+
+def _interval_ms(options: TaskOptions) -> int | None:
+    """Milliseconds between two starts of a rate-limited task; None without a limit."""
+    per_second = parse_rate(options.rate_limit)
+    return None if per_second is None else max(1, round(1000 / per_second))
 
 
 class Retries(Middleware):

@@ -7,9 +7,9 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from executors.pools.base import run_in_new_loop
+from executors.pools.base import LoopSlots, run_in_new_loop
 from sdk import protocol as p
 from sdk import states
 from sdk.app import App
@@ -23,6 +23,9 @@ from sdk.errors import (
 from sdk.exceptions_wire import describe
 from sdk.middleware import Execution, Middleware, Outcome
 from sdk.serializers import Codec
+
+if TYPE_CHECKING:
+    from sdk.task import Task
 
 log = logging.getLogger("celeriac.runner")
 
@@ -51,17 +54,41 @@ class Runner:
         self.middleware = middleware
         self.state_writer = state_writer
         self.run_async = run_async
+        self._async: dict[str, bool] = {}  # by task name: is it an async def
 
     def run(self, message: p.Message, body: bytes, attempts: int) -> Outcome:
         started = time.perf_counter()
         try:
-            outcome = self._run(message, body, attempts)
+            outcome = self._run(self._execution(message, body, attempts))
         except CeleriacError as exc:  # the run could not even be called
             outcome = self.failure(exc, message)
         outcome.runtime_ms = int((time.perf_counter() - started) * 1000)
         return outcome
 
-    def _run(self, message: p.Message, body: bytes, attempts: int) -> Outcome:
+    async def run_on_loop(
+        self, message: p.Message, body: bytes, attempts: int, slots: LoopSlots
+    ) -> Outcome:
+        """``run`` for a slot that is a coroutine (the asyncio pool): an ``async def``
+        task is awaited on the loop, through the middleware's async hooks; a sync one
+        runs whole in a thread, as under the threads pool."""
+        task = self.app.tasks.get(message.task)
+        if task is None or not self._is_async(task):
+            return cast(Outcome, await slots.call_in_thread(self.run, message, body, attempts))
+        started = time.perf_counter()
+        try:
+            outcome = await self._run_async(self._execution(message, body, attempts), slots)
+        except CeleriacError as exc:
+            outcome = self.failure(exc, message)
+        outcome.runtime_ms = int((time.perf_counter() - started) * 1000)
+        return outcome
+
+    def _is_async(self, task: Task[Any, Any]) -> bool:
+        known = self._async.get(task.name)
+        if known is None:
+            known = self._async[task.name] = inspect.iscoroutinefunction(task.fn)
+        return known
+
+    def _execution(self, message: p.Message, body: bytes, attempts: int) -> Execution:
         task = self.app.tasks.get(message.task)
         if task is None:
             raise TaskNotFound(f"task {message.task!r} is not registered on this worker")
@@ -71,13 +98,31 @@ class Runner:
             kwargs = dict(payload.get("kwargs") or {})
         except (AttributeError, TypeError, ValueError) as exc:
             raise SerializationError(f"body is not {{'args', 'kwargs'}}: {exc}") from exc
-        run = Execution(task, message, args, kwargs, attempts, self)
+        return Execution(task, message, args, kwargs, attempts, self)
+
+    def _run(self, run: Execution) -> Outcome:
         for mw in self.middleware:
             mw.before_execute(run)
         outcome = Outcome(states.FAILURE)
         token = current_request.set(self._request(run))
         try:
             outcome = self._call(run)
+        finally:
+            current_request.reset(token)
+            for mw in reversed(self.middleware):
+                mw.after_execute(run, outcome)
+        return outcome
+
+    async def _run_async(self, run: Execution, slots: LoopSlots) -> Outcome:
+        for mw in self.middleware:
+            if type(mw).before_execute_async is Middleware.before_execute_async:
+                mw.before_execute(run)  # the default twin, without a coroutine per call
+            else:
+                await mw.before_execute_async(run)
+        outcome = Outcome(states.FAILURE)
+        token = current_request.set(self._request(run))
+        try:
+            outcome = await self._call_async(run, slots)
         finally:
             current_request.reset(token)
             for mw in reversed(self.middleware):
@@ -117,21 +162,43 @@ class Runner:
         call = functools.partial(self._invoke, run)
         for mw in reversed(self.middleware):  # the first middleware wraps all the others
             call = functools.partial(mw.around_execute, run, call)
-        task, message = run.task, run.message
         try:
             value = call()
-        except Terminated:
+        except Exception as exc:
+            return self._settle(run, exc)
+        return self._settled(run, value)
+
+    async def _call_async(self, run: Execution, slots: LoopSlots) -> Outcome:
+        def invoke() -> Awaitable[Any]:
+            return slots.await_run(run.task(*run.args, **run.kwargs))
+
+        call: Callable[[], Awaitable[Any]] = invoke
+        for mw in reversed(self.middleware):
+            if type(mw).around_execute_async is not Middleware.around_execute_async:
+                call = functools.partial(mw.around_execute_async, run, call)
+        try:
+            value = await call()
+        except Exception as exc:
+            return self._settle(run, exc)
+        return self._settled(run, value)
+
+    def _settle(self, run: Execution, exc: Exception) -> Outcome:
+        """The outcome of a call that raised ``exc``."""
+        task, message = run.task, run.message
+        if isinstance(exc, Terminated):
             log.warning("run %s (%s) terminated", message.id, message.task)
             return Outcome(states.REVOKED)
-        except Exception as exc:
-            for mw in self.middleware:
-                if (instead := mw.on_error(run, exc)) is not None:
-                    return instead
-            task.on_failure(exc, message.id, run.args, run.kwargs, describe(exc)["traceback"])
-            return self.failure(exc, message)
-        outcome = self._success(value, message)
+        for mw in self.middleware:
+            if (instead := mw.on_error(run, exc)) is not None:
+                return instead
+        task.on_failure(exc, message.id, run.args, run.kwargs, describe(exc)["traceback"])
+        return self.failure(exc, message)
+
+    def _settled(self, run: Execution, value: Any) -> Outcome:
+        """The outcome of a call that returned ``value``."""
+        outcome = self._success(value, run.message)
         if outcome.state == states.SUCCESS:
-            task.on_success(value, message.id, run.args, run.kwargs)
+            run.task.on_success(value, run.message.id, run.args, run.kwargs)
         return outcome
 
     def _invoke(self, run: Execution) -> Any:

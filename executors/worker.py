@@ -6,35 +6,41 @@ it runs. SIGTERM or Ctrl-C is a warm shutdown; a second one is cold.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
 import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 import redis
+import redis.asyncio as aredis
 
 from executors import claims, heartbeat
+from executors.async_consumer import AsyncConsumer
+from executors.async_lane import AsyncLane
 from executors.backoff import Backoff
 from executors.board import SlotBoard
 from executors.consumer import Consumer, SlotConfig, all_streams, ensure_groups
 from executors.control import ControlListener
 from executors.middleware import Counting, HardTimeLimit, RateLimit, Retries, SoftTimeLimit
 from executors.pools import Pool
-from executors.pools.base import StopFlag
+from executors.pools.base import LoopSlots, StopFlag
 from executors.runner import Runner
 from sdk.app import App
 from sdk.broker import Broker
+from sdk.clients import UNREACHABLE, async_client, sync_client
 from sdk.errors import Terminated, TimeLimitExceeded
 from sdk.exceptions_wire import describe
 from sdk.hygiene import eviction_warning
 from sdk.middleware import Middleware
 from sdk.protocol import F_KILLED, new_id, now_ms, plans
+from sdk.protocol.drivers import AsyncScripts
 from sdk.protocol.keys import Keys
 from sdk.protocol.plans import Limits
 from sdk.serializers import Codec
@@ -84,29 +90,80 @@ class Worker:
         self._refresh_s = min(claims.REFRESH_EVERY_S, options.dead_after_s / 3)
 
     def _client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.app.conf.redis_url or "", health_check_interval=30)
+        """A client of one server, or a RedisCluster for a redis+cluster:// URL (typed as the
+        former for the methods below and executors/heartbeat.py: a Cluster serves every
+        command they send, each of one key or one slot)."""
+        backoff = Backoff()
+        while True:  # a Cluster's client reads the slot map now: wait for a node to answer
+            try:
+                client = sync_client(self.app.conf.redis_url or "", health_check_interval=30)
+                return cast(redis.Redis, client)
+            except UNREACHABLE as exc:
+                log.warning("waiting for Redis (%s)", exc)
+                backoff.sleep()
 
     # -- a slot (runs inside the pool: a thread, a child process) --------------------------------
     def run_slot(self, index: int, stop: StopFlag) -> None:
         client = self._client()  # never shared: each slot, each process, its own connection
         broker = Broker(client, self.keys, self.limits)
+        runner = self._runner(index, broker, RateLimit(broker), self.pool.run_async)
+        try:
+            Consumer(broker=broker, runner=runner, config=self._slot_config(index)).run(stop)
+        finally:
+            client.close()
+
+    # -- every slot as a coroutine on one loop (the asyncio pool) ----------------------------------
+    async def run_slots(self, concurrency: int, stop: asyncio.Event, slots: LoopSlots) -> None:
+        client = async_client(self.app.conf.redis_url or "", health_check_interval=30)
+        sync = self._client()  # for what tasks call synchronously (update_state)
+        broker = Broker(sync, self.keys, self.limits)
+        scripts = AsyncScripts(client)
+        lane = AsyncLane(client) if isinstance(client, aredis.Redis) else scripts  # one server
+        rate_limit = RateLimit(broker, scripts)
+        consumer = AsyncConsumer(
+            client=client,
+            scripts=lane,
+            keys=self.keys,
+            limits=self.limits,
+            runners=lambda index: self._runner(index, broker, rate_limit, self.pool.run_async),
+            config=self._slot_config(0),
+            slots=slots,
+        )
+        try:
+            await consumer.run(concurrency, stop)
+        finally:
+            if isinstance(lane, AsyncLane):
+                await lane.close()
+            await client.aclose()
+            sync.close()
+
+    def _runner(
+        self,
+        index: int,
+        broker: Broker,
+        rate_limit: RateLimit,
+        run_async: Callable[[Awaitable[Any]], Any],
+    ) -> Runner:
+        """Slot ``index``'s runner, through the worker's middleware, then the app's."""
         middleware: list[Middleware] = [
-            RateLimit(broker),
+            rate_limit,
             Counting(self.counters),
             HardTimeLimit(self.board, index),
             Retries(),
             SoftTimeLimit(self.pool.interrupter),
             *self.app.middleware,
         ]
-        runner = Runner(
+        return Runner(
             app=self.app,
             codec=self.codec,
             worker_id=self.id,
             middleware=middleware,
             state_writer=broker.update_state,
-            run_async=self.pool.run_async,
+            run_async=run_async,
         )
-        config = SlotConfig(
+
+    def _slot_config(self, index: int) -> SlotConfig:
+        return SlotConfig(
             name=f"{self.id}.{index}",
             queues=self.options.queues,
             index=index,
@@ -117,10 +174,6 @@ class Worker:
             reclaim_idle_ms=int(self.options.dead_after_s * 1000),
             reclaim_every_s=min(5.0, self.options.dead_after_s),
         )
-        try:
-            Consumer(broker=broker, runner=runner, config=config).run(stop)
-        finally:
-            client.close()
 
     # -- the main process -------------------------------------------------------------------------
     def run(self) -> int:
@@ -129,7 +182,7 @@ class Worker:
         broker = Broker(client, self.keys, self.limits)
         self._prepare(client)
         self._install_signals()
-        self.pool.start(self.run_slot, self.options.concurrency)
+        self.pool.start(self, self.options.concurrency)
         control = ControlListener(self._client(), self.keys.control, self._terminate)
         control.start()
         log.info(
@@ -157,7 +210,7 @@ class Worker:
                 heartbeat.register_tasks(client, self.keys, self.app)
                 ensure_groups(client, self.streams)
                 return
-            except redis.ConnectionError as exc:
+            except UNREACHABLE as exc:
                 log.warning("waiting for Redis (%s)", exc)
                 backoff.sleep()
 
@@ -239,7 +292,7 @@ class Worker:
     def _safely(fn: Callable[..., Any], *args: Any) -> None:
         try:
             fn(*args)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except UNREACHABLE as exc:
             log.warning("Redis unreachable: %s", exc)
 
 

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
-import redis.asyncio as aredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from starlette.applications import Starlette
@@ -22,6 +21,7 @@ from gateway.waiters import WaitHub
 from gateway.webhooks import service as webhooks
 from gateway.webhooks.guard import Policy
 from sdk.broker import AsyncBroker
+from sdk.clients import AsyncClient, async_client
 from sdk.config import Settings
 from sdk.errors import ConfigurationError
 from sdk.idempotency import IdempotentSubmitter
@@ -30,29 +30,29 @@ from sdk.protocol.plans import Limits
 from sdk.serializers import Codec
 from sdk.signing import Signer
 
-POOL_SIZE = 200  # Redis connections per gateway process
+POOL_SIZE = 200  # Redis connections per gateway process (per node on a Cluster)
 POOL_WAIT = 10.0
 
 
-def redis_client(url: str) -> aredis.Redis:
+def redis_client(url: str) -> AsyncClient:
     """A lazily connecting client that fails fast while Redis is down (one quick retry
     covers a pooled connection that went stale across a Redis restart).
 
-    The pool blocks (up to ``POOL_WAIT`` s) for a free connection rather than failing: a
-    burst of thousands of long-polls woken at once must queue for connections, not 503.
+    On one server the pool blocks (up to ``POOL_WAIT`` s) for a free connection rather
+    than failing: a burst of thousands of long-polls woken at once must queue for
+    connections, not 503. A Cluster's per-node pools cannot block (sdk/clients.py).
     """
-    pool = aredis.BlockingConnectionPool.from_url(
+    return async_client(
         url,
         max_connections=POOL_SIZE,
-        timeout=POOL_WAIT,
+        wait=POOL_WAIT,
         socket_connect_timeout=2,
         socket_timeout=10,
         retry=Retry(NoBackoff(), 1),
     )
-    return aredis.Redis.from_pool(pool)
 
 
-def build_deps(settings: Settings, client: aredis.Redis) -> Deps:
+def build_deps(settings: Settings, client: AsyncClient) -> Deps:
     keys = Keys.from_settings(settings)
     limits = Limits.from_settings(settings)
     signer = Signer(settings.signing_key) if settings.signing_key else None

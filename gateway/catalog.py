@@ -16,8 +16,8 @@ from typing import Any, cast
 
 import fastjsonschema
 import msgspec
-import redis.asyncio as aredis
 
+from sdk.clients import AsyncClient
 from sdk.errors import InvalidArguments, TaskNotFound
 from sdk.protocol import now_ms
 from sdk.protocol.keys import Keys
@@ -142,7 +142,7 @@ def _entry(raw: bytes) -> Entry | None:
 class Catalog:
     """Read-through cache of the ``Keys.tasks`` hash."""
 
-    def __init__(self, client: aredis.Redis, keys: Keys, *, max_age: float = 1.0) -> None:
+    def __init__(self, client: AsyncClient, keys: Keys, *, max_age: float = 1.0) -> None:
         self._redis = client
         self._keys = keys
         self._max_age = max_age

@@ -68,7 +68,8 @@ def _status_of(exc: CeleriacError) -> int:
 
 def error_response(exc: Exception) -> Response:
     """The JSON answer for any exception (500 only for what must be a bug)."""
-    if isinstance(exc, redis_errors.RedisError):
+    # RedisClusterException: a cluster client's "no node answers" (and its other refusals)
+    if isinstance(exc, redis_errors.RedisError | redis_errors.RedisClusterException):
         exc = BrokerUnavailable(f"Redis unavailable: {exc}")
     if isinstance(exc, CeleriacError):
         status = _status_of(exc)
@@ -90,5 +91,6 @@ HANDLERS: dict[Any, Any] = {
     CeleriacError: handle,
     HTTPException: handle,
     redis_errors.RedisError: handle,
+    redis_errors.RedisClusterException: handle,
     Exception: handle,
 }

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import redis.asyncio as aredis
 from starlette.requests import Request
 
 from gateway.catalog import Catalog
@@ -12,6 +11,7 @@ from gateway.scheduler.admin import Admin
 from gateway.waiters import WaitHub
 from gateway.webhooks.guard import Policy
 from sdk.broker import AsyncBroker
+from sdk.clients import AsyncClient
 from sdk.config import Settings
 from sdk.idempotency import IdempotentSubmitter
 from sdk.serializers import Codec
@@ -20,7 +20,7 @@ from sdk.serializers import Codec
 @dataclass(frozen=True, slots=True)
 class Deps:
     settings: Settings
-    redis: aredis.Redis
+    redis: AsyncClient
     broker: AsyncBroker
     codec: Codec
     catalog: Catalog

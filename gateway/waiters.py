@@ -2,8 +2,11 @@
 
 A waiter registers its future *before* reading the run record, so a run that finishes
 between the read and the wait still wakes it. Thousands of waiters cost one XREAD loop,
-over every partition's events stream at once. The same tail feeds ``/events`` subscribers
-(SSE): each gets every entry, with its partition, in a bounded queue.
+over every partition's events stream at once. On a Redis Cluster one command may not
+touch keys of two slots, so there the tail is one XREAD loop per partition, all at once,
+each through the cluster client (which follows slot moves). The same tail feeds
+``/events`` subscribers (SSE): each gets every entry, with its partition, in a bounded
+queue.
 """
 
 from __future__ import annotations
@@ -17,15 +20,18 @@ from typing import Any, NamedTuple, cast
 
 import redis.asyncio as aredis
 import redis.exceptions as redis_errors
+from redis.asyncio.cluster import RedisCluster
 
 from sdk import states
+from sdk.clients import AsyncClient
 from sdk.protocol.keys import Keys
 from sdk.protocol.record import Fields, is_terminal
 
 log = logging.getLogger(__name__)
 
 Entry = tuple[bytes, dict[bytes, bytes]]  # a stream entry: id, fields
-RawEntry = tuple[bytes, list[bytes]]  # as the server sends it: id, [name, value, ...]
+# As the server sends it: id, [name, value, ...] (on a Cluster as redis-py parses it: a dict)
+RawEntry = tuple[bytes, list[bytes] | dict[bytes, bytes]]
 _TERMINAL = {s.encode() for s in states.TERMINAL}
 BLOCK_MS = 5_000  # below the client's socket timeout
 BATCH = 1_000
@@ -65,7 +71,9 @@ def _entries_by_stream(reply: Any) -> list[tuple[bytes, list[RawEntry]]]:
     return [(stream, cast(list[RawEntry], entries)) for stream, entries in pairs if entries]
 
 
-def _pairs(flat: list[bytes] | None) -> dict[bytes, bytes]:
+def _pairs(flat: list[bytes] | dict[bytes, bytes] | None) -> dict[bytes, bytes]:
+    if isinstance(flat, dict):
+        return flat
     return dict(zip(flat[::2], flat[1::2], strict=True)) if flat else {}
 
 
@@ -94,13 +102,18 @@ class Subscriber:
 
 
 class WaitHub:
-    def __init__(self, client: aredis.Redis, keys: Keys) -> None:
-        # The tail reads every event the system writes (one per submission, start and
-        # finish), so it takes XREAD's reply as parsed by hiredis, without redis-py's
-        # per-entry dict building, and builds dicts only for SSE subscribers.
-        self._redis = aredis.Redis(connection_pool=client.connection_pool)
-        self._redis.set_response_callback("XREAD", _raw)
+    def __init__(self, client: AsyncClient, keys: Keys) -> None:
+        self._redis: AsyncClient = client
         self._streams = [keys.events(part) for part in keys.all_partitions]
+        # What each XREAD reads: every stream on one server, one stream on a Cluster.
+        self._reads = [[name] for name in self._streams]
+        if not isinstance(client, RedisCluster):
+            # The tail reads every event the system writes (one per submission, start and
+            # finish), so it takes XREAD's reply as parsed by hiredis, without redis-py's
+            # per-entry dict building, and builds dicts only for SSE subscribers.
+            self._redis = aredis.Redis(connection_pool=client.connection_pool)
+            self._redis.set_response_callback("XREAD", _raw)
+            self._reads = [self._streams]
         self._parts = {name.encode(): part for part, name in enumerate(self._streams)}
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -198,8 +211,24 @@ class WaitHub:
         last = await self._ends()
         self._delay = BACKOFF_MIN
         self._wake_all()  # anything may have finished while we were not listening
+        if len(self._reads) == 1:
+            await self._read(self._reads[0], last)
+            return
+        reads = [asyncio.create_task(self._read(names, last)) for names in self._reads]
+        try:
+            done, _ = await asyncio.wait(reads, return_when=asyncio.FIRST_EXCEPTION)
+            for read in done:
+                read.result()  # raises the first failure (the reads never return)
+        finally:
+            for read in reads:
+                read.cancel()
+            await asyncio.gather(*reads, return_exceptions=True)
+
+    async def _read(self, names: list[str], last: dict[str, bytes]) -> None:
+        """Follow the streams ``names`` with one blocking XREAD after another."""
         while True:
-            reply = await self._redis.xread(last, count=BATCH, block=BLOCK_MS)  # type: ignore[arg-type]
+            after = {name: last[name] for name in names}
+            reply = await self._redis.xread(after, count=BATCH, block=BLOCK_MS)  # type: ignore[arg-type]
             for stream, entries in _entries_by_stream(reply):
                 part = self._parts[stream]
                 name = self._streams[part]
@@ -216,7 +245,7 @@ class WaitHub:
             for entry in parsed:
                 subscriber.offer(entry)
 
-    def _wake_if_terminal(self, flat: list[bytes]) -> None:
+    def _wake_if_terminal(self, flat: list[bytes] | dict[bytes, bytes]) -> None:
         fields = _pairs(flat)
         if fields.get(b"state") in _TERMINAL:
             self._wake(fields.get(b"id", b"").decode())

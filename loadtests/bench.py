@@ -24,10 +24,11 @@ from typing import Any, TypeVar
 import redis
 
 from loadtests import commands, drain, gateway_load, latency, table
-from loadtests.peers import KINDS, NAMES, Peer, create
+from loadtests.peers import ALL_KINDS, KINDS, NAMES, Peer, create
 from loadtests.peers.celeriac_peer import CeleriacPeer
 from loadtests.procs import ROOT, BenchError, Procs
 from loadtests.results import Results
+from sdk.clients import sync_client
 
 MEASURES = ("enqueue", "batch", "drain", "rss", "commands", "monitor", "latency", "http")
 _DRAIN = {"drain", "rss", "commands"}  # these come out of one enqueue-then-drain experiment
@@ -61,7 +62,11 @@ def parse(argv: list[str]) -> Config:
     p.add_argument("--repeat", type=int, help="repeats per measurement (default 3; quick 1)")
     p.add_argument("--only", default=",".join(MEASURES), help=f"among {','.join(MEASURES)}")
     p.add_argument("--systems", default=",".join(NAMES))
-    p.add_argument("--kinds", default=",".join(KINDS), help="tasks: add, echo (1 KB)")
+    p.add_argument(
+        "--kinds",
+        default=",".join(KINDS),
+        help="tasks: add, echo (1 KB), sleep (50 ms of I/O, on the high-concurrency pools)",
+    )
     p.add_argument("--redis-url", help="use this server (its database is FLUSHED)")
     p.add_argument("--json", type=Path, help="also write every sample here")
     p.add_argument("--timeout", type=float, default=300.0, help="bound on each wait (s)")
@@ -79,7 +84,7 @@ def parse(argv: list[str]) -> Config:
         repeat=a.repeat or (1 if q else 3),
         only=only,
         systems=_names(a.systems, NAMES, p),
-        kinds=_names(a.kinds, KINDS, p),
+        kinds=_names(a.kinds, ALL_KINDS, p),
         redis_url=a.redis_url,
         json=a.json,
         timeout=a.timeout,
@@ -159,7 +164,8 @@ class Bench:
     def drains(self) -> None:
         for kind in self.cfg.kinds:
             for peer in self.peers.values():
-                pools = peer.pools if self.cfg.wants(*_DRAIN) else peer.pools[:1]
+                pools = peer.pools_for(kind)
+                pools = pools if self.cfg.wants(*_DRAIN) else pools[:1]
                 for pool in pools:
                     self._try(f"{peer.name} {pool} {kind}", self._drain, peer, pool, kind)
 
@@ -305,7 +311,9 @@ def _main(cfg: Config) -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp, server(cfg, Path(tmp)) as url:
         env = environment(url)
-        client = redis.Redis.from_url(url)
+        client = sync_client(url)
+        if not isinstance(client, redis.Redis):  # its peers and INFO counts are one server's
+            raise BenchError("the benchmarks measure one server: give a redis:// URL")
         logs = Path(tmp) / "logs"
         logs.mkdir()
         with Procs(logs, env) as procs:

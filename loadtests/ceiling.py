@@ -17,11 +17,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import msgspec
-import redis.asyncio as aredis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from sdk.clients import AsyncClient, async_client
 
 STREAM = "bench:ceiling"
 
@@ -46,8 +47,8 @@ async def xadd(request: Request) -> Response:
 
 def create_app() -> Starlette:
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, aredis.Redis]]:
-        client = aredis.Redis.from_url(os.environ["BENCH_REDIS_URL"])
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, AsyncClient]]:
+        client = async_client(os.environ["BENCH_REDIS_URL"])
         yield {"redis": client}
         await client.aclose()
 

@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 import redis
 
+from sdk.clients import sync_client
 from sdk.config import Settings
 from sdk.protocol.keys import Keys
 
@@ -212,7 +213,9 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
-    r = redis.Redis.from_url(url)
+    r = sync_client(url)
+    if not isinstance(r, redis.Redis):  # INFO commandstats: one server's counts
+        raise SystemExit("longpoll measures one server's commands: give a redis:// URL")
     r.flushall()
     port = free_port()
     gateway = spawn(

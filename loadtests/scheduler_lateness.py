@@ -24,11 +24,9 @@ import time
 from pathlib import Path
 from typing import cast
 
-import redis
-import redis.asyncio as aredis
-
 from gateway.scheduler.model import Interval, Schedule, fire_ms_of
 from gateway.scheduler.store import Store
+from sdk.clients import async_client, sync_client
 from sdk.config import ENV_VARS, Settings
 from sdk.embedded import EmbeddedServer
 from sdk.protocol import F_CREATED, now_ms
@@ -45,11 +43,12 @@ def settings_for(args: argparse.Namespace) -> Settings:
 
 def scheduler_env(settings: Settings) -> dict[str, str]:
     names = ("prefix", "partitions", "history_size")
-    return {**os.environ, **{ENV_VARS[n]: str(getattr(settings, n)) for n in names}}
+    values = {n: getattr(settings, n) for n in names}
+    return {**os.environ, **{ENV_VARS[n]: str(v) for n, v in values.items() if v is not None}}
 
 
 async def create(url: str, keys: Keys, count: int, every: float) -> None:
-    client = aredis.Redis.from_url(url)
+    client = async_client(url)
     store = Store(client, keys)
     now = now_ms()
     for i in range(count):
@@ -63,7 +62,7 @@ async def create(url: str, keys: Keys, count: int, every: float) -> None:
 
 def measure(url: str, keys: Keys) -> list[int]:
     """Lateness (ms) of every run in the history of every partition."""
-    client = redis.Redis.from_url(url)
+    client = sync_client(url)
     late = []
     for part in keys.all_partitions:
         history = cast(list[bytes], client.zrange(keys.history(part), 0, -1))
@@ -95,7 +94,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         server = None if args.redis_url else EmbeddedServer(Path(tmp), persistent=False).start()
         url = args.redis_url or server.url  # type: ignore[union-attr]
-        redis.Redis.from_url(url).flushall()
+        sync_client(url).flushall()
         cmd = [sys.executable, "-m", "sdk.cli", "scheduler", "--redis-url", url]
         proc = subprocess.Popen(
             [*cmd, "--log-level", "warning"], cwd=ROOT, env=scheduler_env(settings)

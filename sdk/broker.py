@@ -14,9 +14,9 @@ from typing import Any, cast
 
 import msgspec
 import redis
-import redis.asyncio as aredis
 
 from sdk import protocol as p
+from sdk.clients import AsyncClient, SyncClient
 from sdk.errors import Conflict, RunNotFound
 from sdk.protocol import plans
 from sdk.protocol.drivers import AsyncScripts, Scripts
@@ -56,7 +56,7 @@ def decode_hash(raw: dict[bytes, bytes]) -> dict[str, Any]:
 class Broker:
     """Synchronous protocol operations over one redis-py client."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, limits: Limits | None = None) -> None:
+    def __init__(self, client: SyncClient, keys: Keys, limits: Limits | None = None) -> None:
         self.redis = client
         self.keys = keys
         self.limits = limits or Limits()
@@ -138,7 +138,7 @@ class Broker:
 class AsyncBroker:
     """The same operations over a redis.asyncio client (gateway, async SDK)."""
 
-    def __init__(self, client: aredis.Redis, keys: Keys, limits: Limits | None = None) -> None:
+    def __init__(self, client: AsyncClient, keys: Keys, limits: Limits | None = None) -> None:
         self.redis = client
         self.keys = keys
         self.limits = limits or Limits()
@@ -161,6 +161,7 @@ class AsyncBroker:
         fields = await self.record(run_id)
         if fields is None or is_terminal(fields) or timeout <= 0:
             return fields
+        # On a Cluster the subscription needs the slot map, which the read above has read.
         pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.subscribe(self.keys.done_channel(run_id))

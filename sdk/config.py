@@ -10,7 +10,9 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from sdk.errors import ConfigurationError
-from sdk.redis_url import check_redis_url
+from sdk.redis_url import check_redis_url, is_cluster_url
+
+CLUSTER_PARTITIONS = 16  # partitions on a Cluster by default: 6, 6 and 4 on 3 primaries
 
 #: Environment variables, by setting name.
 ENV_VARS = {
@@ -44,7 +46,9 @@ class Settings:
     redis_url: str | None = None
     api_key: str | None = None
     prefix: str = "celeriac"
-    partitions: int = 1  # key partitions runs spread over (Redis Cluster; docs/protocol.md)
+    # Key partitions runs spread over (docs/protocol.md §10); None: the default of the
+    # Redis URL's form, 1 on one server and 16 on a Cluster (``partition_count``).
+    partitions: int | None = None
     serializer: str = "json"
     signing_key: str | None = None
     result_expires: int = 86_400
@@ -80,6 +84,13 @@ class Settings:
                 extra[name] = value
         return replace(self, **changes, extra=extra)
 
+    @property
+    def partition_count(self) -> int:
+        """``partitions``, else the default of ``redis_url``: 1 on one server, 16 on a Cluster."""
+        if self.partitions is not None:
+            return self.partitions
+        return CLUSTER_PARTITIONS if is_cluster_url(self.redis_url) else 1
+
     def with_env(self, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         return self.updated({n: env[v] for n, v in ENV_VARS.items() if env.get(v)})
@@ -88,6 +99,8 @@ class Settings:
 def _coerce(name: str, value: Any, current: Any) -> Any:
     if name == "redis_url" and isinstance(value, str):
         return check_redis_url(value)
+    if name == "partitions":
+        current = 0  # a number, though its default is None
     if isinstance(current, bool) or name.startswith("task_always"):
         if isinstance(value, str):
             return value.strip().lower() in {"1", "true", "yes", "on"}

@@ -13,11 +13,18 @@ The executor calls every middleware's hooks directly, in order: the worker's own
 
 A middleware instance serves every slot of a worker: under the threads pool hooks run
 on several threads at once, so keep per-run state on ``run.notes``.
+
+Under the asyncio pool, ``async def`` tasks are awaited on the worker's one event loop and
+the hooks run there too: keep them quick, since a hook that blocks stops every run of the
+worker. Two hooks have ``async`` twins for that pool, called instead of the sync ones for
+an async task: ``before_execute_async`` (by default it calls ``before_execute``) and
+``around_execute_async`` (by default it just awaits the call; a middleware that wraps
+calls overrides both).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -75,6 +82,16 @@ class Middleware:
         """Wrap the call: return ``call()`` (or what stands for it). Outer middleware wrap
         inner ones."""
         return call()
+
+    async def before_execute_async(self, run: Execution) -> None:
+        """``before_execute`` for an async task on the asyncio pool, which awaits it on its
+        loop: override it where the sync hook would block (waits, network calls)."""
+        self.before_execute(run)
+
+    async def around_execute_async(self, run: Execution, call: Callable[[], Awaitable[Any]]) -> Any:
+        """``around_execute`` for an async task on the asyncio pool: return ``await call()``
+        (or what stands for it)."""
+        return await call()
 
     def on_error(self, run: Execution, exc: Exception) -> Outcome | None:
         """The task raised ``exc``: return an outcome to store instead of a failure, or

@@ -1,7 +1,10 @@
 """The pool interface: where a worker's execution slots live (processes, threads, ...).
 
 All branching on the kind of pool lives inside the pools; the worker only calls these
-methods. A third-party pool is one class registered in the ``celeriac.pools`` group.
+methods. The worker hands a pool both ways to consume (``SlotTargets``): a slot that
+blocks (a thread, a child process, a greenlet) or every slot as a coroutine on one
+event loop; each pool runs the one it is built for. A third-party pool is one class
+registered in the ``celeriac.pools`` group.
 """
 
 from __future__ import annotations
@@ -29,11 +32,35 @@ class StopFlag(Protocol):
 SlotTarget = Callable[[int, StopFlag], None]
 
 
+class LoopSlots(Protocol):
+    """What a pool whose slots are coroutines on one loop offers them (the asyncio pool)."""
+
+    def slot(self, index: int) -> AbstractContextManager[None]:
+        """Around a slot coroutine's life: the current task is slot ``index``."""
+
+    async def await_run(self, awaitable: Awaitable[Any]) -> Any:
+        """In a slot: await an async task's run so terminate and time limits can cancel it."""
+
+    async def call_in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """In a slot: run a sync task's run in a thread, where terminate can reach it."""
+
+
+class SlotTargets(Protocol):
+    """What the worker hands its pool: how to run one blocking slot, and how to run every
+    slot as a coroutine on one loop."""
+
+    def run_slot(self, index: int, stop: StopFlag) -> None:
+        """Consume in slot ``index`` until ``stop`` is set (or the slot retires)."""
+
+    async def run_slots(self, concurrency: int, stop: asyncio.Event, slots: LoopSlots) -> None:
+        """Consume with ``concurrency`` coroutine slots until ``stop`` is set."""
+
+
 class Pool(Protocol):
     name: ClassVar[str]
 
-    def start(self, target: SlotTarget, concurrency: int) -> None:
-        """Start ``concurrency`` slots, each running ``target``."""
+    def start(self, targets: SlotTargets, concurrency: int) -> None:
+        """Start ``concurrency`` slots, each running what ``targets`` offers for its kind."""
 
     def supervise(self) -> None:
         """Replace slots that ended (crashed, retired) unless the pool is stopping."""

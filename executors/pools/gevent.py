@@ -26,7 +26,13 @@ import gevent  # noqa: E402
 import gevent.event  # noqa: E402
 import gevent.threadpool  # noqa: E402
 
-from executors.pools.base import Slots, SlotTarget, cancel_threadsafe, run_logged  # noqa: E402
+from executors.pools.base import (  # noqa: E402
+    Slots,
+    SlotTarget,
+    SlotTargets,
+    cancel_threadsafe,
+    run_logged,
+)
 
 
 class GeventPool:
@@ -40,9 +46,9 @@ class GeventPool:
     def _spawn(self, target: SlotTarget, index: int) -> gevent.Greenlet:
         return gevent.spawn(run_logged, target, index, self._stop)
 
-    def start(self, target: SlotTarget, concurrency: int) -> None:
+    def start(self, targets: SlotTargets, concurrency: int) -> None:
         self._threads = gevent.threadpool.ThreadPool(maxsize=concurrency)
-        self._slots.start(target, concurrency)
+        self._slots.start(targets.run_slot, concurrency)
 
     def supervise(self) -> None:
         self._slots.replace_ended()

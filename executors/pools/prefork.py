@@ -20,7 +20,14 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import ClassVar
 
-from executors.pools.base import SlotLoops, Slots, SlotTarget, StopFlag, run_logged
+from executors.pools.base import (
+    SlotLoops,
+    Slots,
+    SlotTarget,
+    SlotTargets,
+    StopFlag,
+    run_logged,
+)
 
 log = logging.getLogger("celeriac.pool.prefork")
 _ctx = multiprocessing.get_context("fork")
@@ -58,8 +65,8 @@ class PreforkPool:
         child.start()
         return child
 
-    def start(self, target: SlotTarget, concurrency: int) -> None:
-        self._slots.start(target, concurrency)
+    def start(self, targets: SlotTargets, concurrency: int) -> None:
+        self._slots.start(targets.run_slot, concurrency)
 
     def supervise(self) -> None:
         for index, child in self._slots.replace_ended():

@@ -9,7 +9,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import ClassVar
 
-from executors.pools.base import SlotLoops, Slots, SlotTarget, StopFlag, run_logged
+from executors.pools.base import (
+    SlotLoops,
+    Slots,
+    SlotTarget,
+    SlotTargets,
+    StopFlag,
+    run_logged,
+)
 
 ESCALATE_AFTER_S = 1.0  # a cancelled async run still running after this gets the exception
 
@@ -39,8 +46,8 @@ class ThreadPool:
         finally:
             self.run_async.close()
 
-    def start(self, target: SlotTarget, concurrency: int) -> None:
-        self._slots.start(target, concurrency)
+    def start(self, targets: SlotTargets, concurrency: int) -> None:
+        self._slots.start(targets.run_slot, concurrency)
 
     def supervise(self) -> None:
         self._slots.replace_ended()

@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 
 import click
 import httpx
-import redis.asyncio as aredis
 
 from gateway.catalog import Catalog
 from gateway.scheduler.admin import Admin
@@ -23,6 +22,7 @@ from sdk.broker import AsyncBroker
 from sdk.cli.client import gateway_option, one_line_errors
 from sdk.cli.options import common_options, quiet_http_logs, resolve_settings, setup_logging
 from sdk.cli.output import echo_json, table
+from sdk.clients import AsyncClient, async_client
 from sdk.config import Settings
 from sdk.errors import CeleriacError, from_code
 from sdk.loader import load_app
@@ -45,7 +45,7 @@ def static_of(app_spec: str | None, settings: Settings) -> tuple[Static | None, 
     return Static(app.main, found), settings
 
 
-async def _serve(client: aredis.Redis, settings: Settings, static: Static | None) -> None:
+async def _serve(client: AsyncClient, settings: Settings, static: Static | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -72,7 +72,7 @@ def scheduler(
         raise click.ClickException(exc.message) from None
     if not settings.redis_url:
         raise click.ClickException("no Redis URL: pass --redis-url or set CELERIAC_REDIS_URL")
-    client = aredis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+    client = async_client(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
     asyncio.run(_serve(client, settings, static))
 
 
@@ -105,7 +105,7 @@ class Target:
     def redis(self, call: Call[T]) -> T:
         async def go() -> T:
             assert self.settings.redis_url is not None
-            client = aredis.Redis.from_url(self.settings.redis_url)
+            client = async_client(self.settings.redis_url)
             try:
                 keys = Keys.from_settings(self.settings)
                 admin = Admin.over(

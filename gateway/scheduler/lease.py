@@ -13,8 +13,7 @@ import socket
 import time
 import uuid
 
-import redis.asyncio as aredis
-
+from sdk.clients import AsyncClient
 from sdk.protocol import plans
 from sdk.protocol.drivers import AsyncScripts
 
@@ -24,7 +23,7 @@ def holder_id() -> str:
 
 
 class Lease:
-    def __init__(self, client: aredis.Redis, key: str, ttl: float = 5.0) -> None:
+    def __init__(self, client: AsyncClient, key: str, ttl: float = 5.0) -> None:
         self.redis = client
         self.key = key
         self.ttl_ms = int(ttl * 1000)

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 
-import redis.asyncio as aredis
 from redis.exceptions import RedisError
 
 from gateway.catalog import Catalog
@@ -25,6 +24,7 @@ from gateway.scheduler.lease import Lease
 from gateway.scheduler.model import Schedule
 from gateway.scheduler.store import Store
 from sdk.broker import AsyncBroker
+from sdk.clients import AsyncClient
 from sdk.config import Settings
 from sdk.protocol import now_ms
 from sdk.protocol.keys import Keys
@@ -51,7 +51,7 @@ class Static:
 class SchedulerService:
     def __init__(
         self,
-        client: aredis.Redis,
+        client: AsyncClient,
         settings: Settings,
         static_schedules: Static | None = None,
         timing: Timing | None = None,
@@ -138,7 +138,7 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
 
 @asynccontextmanager
 async def running(
-    client: aredis.Redis, settings: Settings, static_schedules: Static | None = None
+    client: AsyncClient, settings: Settings, static_schedules: Static | None = None
 ) -> AsyncIterator[SchedulerService]:
     """A scheduler as a background task of the current event loop (``gateway
     --with-scheduler``, ``worker -B``), stopped and its lease released on exit."""

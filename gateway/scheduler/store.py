@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import cast
 
-import redis.asyncio as aredis
-
 from gateway.scheduler.model import RECENT, Schedule, State, decode_schedule, decode_state, encode
+from sdk.clients import AsyncClient
 from sdk.errors import Conflict, ScheduleNotFound
 from sdk.protocol import plans
 from sdk.protocol.drivers import AsyncScripts
@@ -21,7 +20,7 @@ from sdk.protocol.keys import Keys
 class Store:
     """Reads and writes of schedules; every definition change bumps the version."""
 
-    def __init__(self, client: aredis.Redis, keys: Keys) -> None:
+    def __init__(self, client: AsyncClient, keys: Keys) -> None:
         self.redis = client
         self.keys = keys
         self._scripts = AsyncScripts(client)

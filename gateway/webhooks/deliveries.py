@@ -1,7 +1,8 @@
 """Webhook deliveries in Redis: queued from the events streams, claimed, recorded.
 
 - Every gateway reads every partition's events stream through the consumer group
-  ``webhooks`` (one XREADGROUP over them all); for each terminal run event whose run has
+  ``webhooks`` (one XREADGROUP over them all; on a Redis Cluster, where one command
+  stays in one slot, one reader per partition); for each terminal run event whose run has
   a ``callback_url`` it queues a delivery (a hash holding the URL and the frozen
   payload, and the run id in its partition's fresh zset) with ``webhook_enqueue.lua``,
   then acknowledges the event. A gateway that dies between reading and acknowledging
@@ -24,12 +25,13 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import msgspec
-import redis.asyncio as aredis
 import redis.exceptions as redis_errors
+from redis.asyncio.cluster import RedisCluster
 
 from gateway.waiters import Event
 from sdk import protocol as p
 from sdk import states
+from sdk.clients import AsyncClient
 from sdk.protocol import plans
 from sdk.protocol.drivers import AsyncScripts
 from sdk.protocol.keys import WEBHOOKS_GROUP, Keys
@@ -79,7 +81,7 @@ def shares(limit: int, parts: Sequence[int], turn: int) -> dict[int, int]:
 
 
 class Deliveries:
-    def __init__(self, client: aredis.Redis, keys: Keys, codec: Codec, ttl_s: int) -> None:
+    def __init__(self, client: AsyncClient, keys: Keys, codec: Codec, ttl_s: int) -> None:
         self._redis = client
         self._keys = keys
         self._codec = codec
@@ -87,7 +89,16 @@ class Deliveries:
         self._scripts = AsyncScripts(client)
         self._events = [keys.events(part) for part in keys.all_partitions]
         self._parts = {name.encode(): part for part, name in enumerate(self._events)}
+        # The streams each reader's XREADGROUP reads: all of them, or one on a Cluster.
+        cluster = isinstance(client, RedisCluster)
+        self._reads = [[name] for name in self._events] if cluster else [self._events]
         self._turn = 0  # rotates the partitions a claim's remainder goes to
+
+    @property
+    def readers(self) -> range:
+        """The readers ``read`` serves, each blocking on its own streams: one on a single
+        server, one per partition on a Cluster."""
+        return range(len(self._reads))
 
     # -- queuing, from the events streams --------------------------------------------------
     async def ensure_group(self) -> None:
@@ -99,13 +110,14 @@ class Deliveries:
             if isinstance(reply, Exception) and "BUSYGROUP" not in str(reply):
                 raise reply
 
-    async def read(self, consumer: str, count: int, block_ms: int) -> list[Event]:
-        """New events for this consumer (the group is recreated if a stream vanished)."""
+    async def read(self, consumer: str, count: int, block_ms: int, reader: int = 0) -> list[Event]:
+        """New events of ``reader``'s streams for this consumer (the group is recreated if
+        a stream vanished)."""
         try:
             reply = await self._redis.xreadgroup(
                 WEBHOOKS_GROUP,
                 consumer,
-                dict.fromkeys(self._events, ">"),
+                dict.fromkeys(self._reads[reader], ">"),
                 count=count,
                 block=block_ms,
             )

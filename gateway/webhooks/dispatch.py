@@ -1,6 +1,7 @@
 """The webhook dispatcher of one gateway process: two loops started by the lifespan.
 
-``intake`` queues deliveries from the events streams (consumer group ``webhooks``);
+``intake`` queues deliveries from the events streams (consumer group ``webhooks``; one
+intake loop per reader of ``Deliveries``, one on a single server);
 ``deliver`` claims due deliveries and makes one attempt each, at most ``CONCURRENCY`` at a
 time (``PER_RECEIVER`` of them to one receiver) and at most ``webhook_rate`` started a
 second, claimed ``BURST`` at a time. The rate cap bounds the share of the event loop
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -105,8 +107,14 @@ class Dispatcher:
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         self._loops = [
-            asyncio.create_task(forever(self._intake, "webhook intake"), name="webhook-intake"),
             asyncio.create_task(forever(self._deliver, "webhook delivery"), name="webhook-send"),
+            *(
+                asyncio.create_task(
+                    forever(functools.partial(self._intake, reader), "webhook intake"),
+                    name=f"webhook-intake-{reader}",
+                )
+                for reader in self._deliveries.readers
+            ),
         ]
 
     async def stop(self) -> None:
@@ -124,14 +132,15 @@ class Dispatcher:
                 log.info("handed back %d webhook attempts in flight", released)
 
     # -- intake ------------------------------------------------------------------------------
-    async def _intake(self) -> None:
+    async def _intake(self, reader: int) -> None:
         await self._deliveries.ensure_group()
         while True:
             loop_time = asyncio.get_running_loop().time()
-            if loop_time - self._reclaimed_at >= RECLAIM_EVERY:
-                self._reclaimed_at = loop_time
+            if reader == 0 and loop_time - self._reclaimed_at >= RECLAIM_EVERY:
+                self._reclaimed_at = loop_time  # one reader reclaims for every stream
                 await self._queue(await self._deliveries.reclaim(self._consumer, BATCH))
-            await self._queue(await self._deliveries.read(self._consumer, BATCH, BLOCK_MS))
+            entries = await self._deliveries.read(self._consumer, BATCH, BLOCK_MS, reader)
+            await self._queue(entries)
 
     async def _queue(self, entries: list[Event]) -> None:
         if entries and await self._deliveries.queue(entries):

@@ -7,11 +7,11 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import redis.asyncio as aredis
 from standardwebhooks import Webhook
 
 from gateway.webhooks.deliveries import Deliveries
 from gateway.webhooks.dispatch import Dispatcher
+from sdk.clients import AsyncClient
 from sdk.config import Settings
 from sdk.errors import ConfigurationError
 from sdk.protocol.keys import Keys
@@ -51,14 +51,14 @@ def check_secret(secret: str) -> None:
         )
 
 
-def build(client: aredis.Redis, keys: Keys, codec: Codec, settings: Settings) -> Dispatcher:
+def build(client: AsyncClient, keys: Keys, codec: Codec, settings: Settings) -> Dispatcher:
     ttl = int(settings.webhook_max_span) + DAY  # a delivery outlives its last attempt
     return Dispatcher(Deliveries(client, keys, codec, ttl), settings)
 
 
 @asynccontextmanager
 async def running(
-    client: aredis.Redis, keys: Keys, codec: Codec, settings: Settings
+    client: AsyncClient, keys: Keys, codec: Codec, settings: Settings
 ) -> AsyncIterator[Dispatcher | None]:
     """Deliver webhooks while the block runs; without a secret this gateway sends none
     (and refuses callback URLs), leaving queued deliveries to gateways that have one."""

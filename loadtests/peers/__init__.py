@@ -1,7 +1,9 @@
 """The systems measured, each behind one small adapter (a Peer).
 
-Every system runs the same two tasks: ``add(x, y)`` returning ``x + y`` and ``echo(s)``
-returning its ~1 KB string argument, results stored in Redis. The task modules
+Every system runs the same tasks: ``add(x, y)`` returning ``x + y`` and ``echo(s)``
+returning its ~1 KB string argument, results stored in Redis; and, asked for by name,
+``sleep(x, y)``, which waits 50 ms (I/O-bound work) before returning ``x + y``, on each
+system's configuration for high concurrency. The task modules
 (``*_app.py``) are what the workers import; they read the server's URL from
 ``BENCH_REDIS_URL``, which the harness sets before importing them.
 """
@@ -14,16 +16,18 @@ from typing import Any, Protocol
 
 from loadtests.procs import BenchError
 
-KINDS = ("add", "echo")
+KINDS = ("add", "echo")  # what a benchmark runs unless told
+ALL_KINDS = (*KINDS, "sleep")
+SLEEP_S = 0.05  # what each run of ``sleep`` waits
 PAYLOAD = "x" * 1024  # echo's argument, and so its result
 
 
 def task_args(kind: str) -> tuple[Any, ...]:
-    return (1, 2) if kind == "add" else (PAYLOAD,)
+    return (PAYLOAD,) if kind == "echo" else (1, 2)
 
 
 def expected(kind: str) -> Any:
-    return 3 if kind == "add" else PAYLOAD
+    return PAYLOAD if kind == "echo" else 3
 
 
 Probe = tuple[str, ...]  # one Redis command whose reply tells whether a run's result is stored
@@ -34,6 +38,10 @@ class Peer(Protocol):
 
     name: str
     pools: Sequence[str]  # labels of the worker configurations, the usual one first
+
+    def pools_for(self, kind: str) -> Sequence[str]:
+        """The configurations that run ``kind`` (``sleep``: the high-concurrency ones)."""
+        ...
 
     def worker_command(self, pool: str) -> list[str]:
         """The command that starts a worker of ``pool`` (it must take SIGTERM to its group)."""

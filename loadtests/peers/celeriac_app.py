@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 
+from loadtests.peers import SLEEP_S
 from sdk import App
 
 app = App("bench", redis_url=os.environ.get("BENCH_REDIS_URL"))
@@ -28,3 +31,16 @@ async def add_async(x: int, y: int) -> int:
 @app.task(name="bench.echo_async")
 async def echo_async(s: str) -> str:
     return s
+
+
+@app.task(name="bench.sleep")
+def sleep(x: int, y: int) -> int:
+    """I/O-bound work: the concurrency, not the CPU, sets the pace (gevent patches it)."""
+    time.sleep(SLEEP_S)
+    return x + y
+
+
+@app.task(name="bench.sleep_async")
+async def sleep_async(x: int, y: int) -> int:
+    await asyncio.sleep(SLEEP_S)
+    return x + y

@@ -19,14 +19,19 @@ _POOLS = {
     "threads -c 8": ["--pool", "threads", "-c", "8"],
     "gevent -c 50": ["--pool", "gevent", "-c", "50"],
     "asyncio -c 50": ["--pool", "asyncio", "-c", "50"],
+    "asyncio -c 1000": ["--pool", "asyncio", "-c", "1000"],
+    "gevent -c 1000": ["--pool", "gevent", "-c", "1000"],
 }
+_CONCURRENT = ("asyncio -c 1000", "gevent -c 1000")  # for I/O-bound work (``sleep``)
 _TERMINAL = {s.encode() for s in TERMINAL}
 _TIMEOUT = 30.0
 
 
 def task_name(kind: str, pool: str) -> str:
     """The asyncio pool runs the ``async def`` twins of the tasks."""
-    return f"bench.{kind}_async" if pool.startswith("asyncio") else f"bench.{kind}"
+    if pool.startswith("asyncio"):
+        return f"bench.{kind}_async"
+    return f"bench.{kind}"
 
 
 class CeleriacPeer:
@@ -40,6 +45,9 @@ class CeleriacPeer:
         self.app = celeriac_app.app  # App(redis_url=BENCH_REDIS_URL): the direct path
         self.keys = Keys.from_settings(self.app.conf)  # its prefix and partitions
         self._closers: list[Callable[[], None]] = [self.app.close]
+
+    def pools_for(self, kind: str) -> Sequence[str]:
+        return _CONCURRENT if kind == "sleep" else [p for p in self.pools if p not in _CONCURRENT]
 
     def worker_command(self, pool: str) -> list[str]:
         app = ["-A", "loadtests.peers.celeriac_app", "--redis-url", self.redis_url]

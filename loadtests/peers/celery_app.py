@@ -7,8 +7,11 @@ while running, which only costs a single worker time) and a quiet log.
 from __future__ import annotations
 
 import os
+import time
 
 from celery import Celery
+
+from loadtests.peers import SLEEP_S
 
 URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -27,3 +30,9 @@ def add(x: int, y: int) -> int:
 @app.task(name="bench.echo")
 def echo(s: str) -> str:
     return s
+
+
+@app.task(name="bench.sleep")
+def sleep(x: int, y: int) -> int:
+    time.sleep(SLEEP_S)  # patched by gevent under -P gevent
+    return x + y

@@ -11,7 +11,9 @@ from loadtests.procs import python
 _POOLS = {
     "prefork -c 2": ["-P", "prefork", "-c", "2"],
     "threads -c 8": ["-P", "threads", "-c", "8"],
+    "gevent -c 1000": ["-P", "gevent", "-c", "1000"],
 }
+_CONCURRENT = ("gevent -c 1000",)  # for I/O-bound work (``sleep``)
 _TIMEOUT = 30.0
 
 
@@ -23,7 +25,10 @@ class CeleryPeer:
         from loadtests.peers import celery_app
 
         self.app = celery_app.app
-        self.tasks = {"add": celery_app.add, "echo": celery_app.echo}
+        self.tasks = {"add": celery_app.add, "echo": celery_app.echo, "sleep": celery_app.sleep}
+
+    def pools_for(self, kind: str) -> Sequence[str]:
+        return _CONCURRENT if kind == "sleep" else [p for p in self.pools if p not in _CONCURRENT]
 
     def worker_command(self, pool: str) -> list[str]:
         app = ["-A", "loadtests.peers.celery_app", "worker", "-l", "WARNING"]

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from loadtests.peers import Probe, task_args
 from loadtests.procs import python
 
-_POOLS = {"2 processes x 8 threads": ["-p", "2", "-t", "8"]}
+_POOLS = {
+    "2 processes x 8 threads": ["-p", "2", "-t", "8"],
+    "gevent, 1 process x 1000 greenlets": ["-p", "1", "-t", "1000"],
+}
+_CONCURRENT = ("gevent, 1 process x 1000 greenlets",)  # for I/O-bound work (``sleep``)
 _TIMEOUT_MS = 30_000
 
 
@@ -20,9 +26,19 @@ class DramatiqPeer:
         from loadtests.peers import dramatiq_app
 
         self.module = dramatiq_app
-        self.actors: dict[str, Any] = {"add": dramatiq_app.add, "echo": dramatiq_app.echo}
+        self.actors: dict[str, Any] = {
+            "add": dramatiq_app.add,
+            "echo": dramatiq_app.echo,
+            "sleep": dramatiq_app.sleep,
+        }
+
+    def pools_for(self, kind: str) -> Sequence[str]:
+        return _CONCURRENT if kind == "sleep" else [p for p in self.pools if p not in _CONCURRENT]
 
     def worker_command(self, pool: str) -> list[str]:
+        if pool in _CONCURRENT:  # dramatiq's own gevent launcher: it patches, then runs
+            launcher = str(Path(sys.executable).with_name("dramatiq-gevent"))
+            return [launcher, "loadtests.peers.dramatiq_app", *_POOLS[pool]]
         return python("-m", "dramatiq", "loadtests.peers.dramatiq_app", *_POOLS[pool])
 
     def sender(self, kind: str, pool: str) -> Callable[[], Any]:

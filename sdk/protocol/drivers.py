@@ -11,10 +11,9 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-import redis
-import redis.asyncio as aredis
 from redis.exceptions import NoScriptError
 
+from sdk.clients import AsyncClient, SyncClient
 from sdk.pipelining import AutoPipeline, script_calls
 from sdk.protocol.plans import ScriptCall
 
@@ -27,9 +26,9 @@ def evalsha(call: ScriptCall[Any]) -> tuple[Any, ...]:
 
 
 class Scripts:
-    """Runs script calls over a redis-py client."""
+    """Runs script calls over a redis-py client (of one server or a Cluster)."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: SyncClient) -> None:
         self.redis = client
 
     def __call__(self, call: ScriptCall[R]) -> R:
@@ -49,7 +48,7 @@ class Scripts:
 class AsyncScripts:
     """Runs script calls over a redis.asyncio client, through an auto-pipeline."""
 
-    def __init__(self, client: aredis.Redis, auto: AutoPipeline | None = None) -> None:
+    def __init__(self, client: AsyncClient, auto: AutoPipeline | None = None) -> None:
         self.redis = client
         self.auto = auto or AutoPipeline(client)
 

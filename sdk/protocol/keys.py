@@ -47,7 +47,7 @@ class Keys:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Keys:
-        return cls(settings.prefix, settings.partitions)
+        return cls(settings.prefix, settings.partition_count)
 
     def partition(self, run_id: str) -> int:
         return partition_of(run_id, self.partitions)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import redis
-import redis.asyncio as aredis
 
 from sdk.broker import AsyncBroker, Broker, check_revoke
 from sdk.calls import Call, build_submission
+from sdk.clients import async_client, sync_client
 from sdk.config import Settings
 from sdk.errors import BrokerUnavailable
 from sdk.protocol.keys import Keys
@@ -28,12 +28,10 @@ class RedisTransport:
         self._keys = Keys.from_settings(settings)
         self._limits = Limits.from_settings(settings)
         self._content_type = content_type_of(settings.serializer)
-        self._broker = Broker(redis.Redis.from_url(settings.redis_url), self._keys, self._limits)
-        self._abroker = PerLoop(
-            lambda: AsyncBroker(
-                aredis.Redis.from_url(settings.redis_url or ""), self._keys, self._limits
-            )
-        )
+        url = settings.redis_url
+        with _unavailable():  # a Cluster's client reads its slot map here
+            self._broker = Broker(sync_client(url), self._keys, self._limits)
+        self._abroker = PerLoop(lambda: AsyncBroker(async_client(url), self._keys, self._limits))
 
     @property
     def _async(self) -> AsyncBroker:

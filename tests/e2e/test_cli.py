@@ -1,12 +1,18 @@
-"""The command line against a running ``celeriac dev``: submit, result, errors, help."""
+"""The command line against a running ``celeriac dev``: submit, result, errors, help; and
+every command on the local Redis Cluster."""
 
 from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+from sdk.clients import sync_client
+from sdk.embedded import EmbeddedCluster
+from sdk.protocol.keys import Keys
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -144,3 +150,36 @@ def test_revoke_and_dlq_commands(cli: Any, dev: Any) -> None:
     assert_one_line_error(
         cli("dlq", "requeue", run_id, "--gateway-url", dev.url), "not in the dead"
     )
+
+
+def test_every_command_serves_a_cluster_url(
+    cli: Any, start_dev: Any, valkey_cluster: EmbeddedCluster, tmp_path: Path
+) -> None:
+    """``celeriac dev`` on the local cluster runs the gateway, a worker and a scheduler on
+    it; then every other command reads and writes the same runs through the cluster."""
+    url = valkey_cluster.url
+    client = sync_client(url)
+    client.flushall()
+    dev = start_dev(tmp_path / "data", "--redis-url", url)
+    dev.wait_ready()
+    assert f"redis     {url}   (external)" in dev.output()
+    done = cli("submit", "examples.add", "--args", "[2,3]", "--wait", "--redis-url", url)
+    assert (done.returncode, done.stdout.strip()) == (0, "5"), done.stderr
+    run_id = cli("submit", "examples.mul", "--args", "[6,7]", "--redis-url", url).stdout.strip()
+    shown = cli("result", run_id, "--wait", "10", "--json", "--redis-url", url)
+    assert json.loads(shown.stdout)["result"] == 42, shown.stderr
+    later = cli(
+        "submit", "examples.add", "--args", "[1,2]", "--countdown", "60", "--redis-url", url
+    )
+    done = cli("revoke", later.stdout.strip(), "--redis-url", url)
+    assert done.returncode == 0, done.stderr
+    listed = cli("dlq", "list", "--gateway-url", dev.url)  # dlq reads through a gateway
+    assert listed.stdout.split() == ["ID", "TASK", "QUEUE", "ATTEMPTS", "ERROR"], listed.stderr
+    add = ["add", "--task", "examples.add", "--every", "1h", "--args", "[1,2]"]
+    added = cli("schedules", "--redis-url", url, *add)
+    assert added.returncode == 0, added.stderr
+    listed = cli("schedules", "--redis-url", url, "list", "--json")
+    assert [s["id"] for s in json.loads(listed.stdout)["items"]] == [added.stdout.strip()]
+    assert client.get(Keys().scheduler_leader)  # dev's scheduler leads, on the cluster
+    assert dev.http.get(f"/runs/{run_id}").json()["state"] == "SUCCESS"  # and its gateway
+    client.close()

@@ -12,6 +12,8 @@ from sdk.errors import TaskNotFound
 from tests.conftest import Gateway
 from tests.executors.conftest import WorkerFactory, app, start_worker
 
+pytestmark = pytest.mark.cluster  # each test also runs on the local Redis Cluster
+
 __all__ = ["app", "start_worker"]
 
 

@@ -14,7 +14,9 @@ import pytest
 import redis
 
 from sdk import App
+from sdk.clients import sync_client
 from sdk.protocol.keys import Keys
+from tests.conftest import POOLS
 
 ROOT = Path(__file__).resolve().parents[2]
 WorkerFactory = Callable[..., subprocess.Popen[bytes]]
@@ -39,7 +41,7 @@ def wait_registered(client: redis.Redis, worker_id: str, timeout: float = 15.0) 
     raise TimeoutError(f"worker {worker_id} did not register within {timeout}s")
 
 
-@pytest.fixture(params=["prefork", "threads", "gevent", "asyncio"])
+@pytest.fixture(params=POOLS)
 def pool(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -87,8 +89,11 @@ def start_worker(redis_url: str, r: redis.Redis, tmp_path: Path) -> Iterator[Wor
         if server is None:
             wait_registered(r, name)
         else:
-            with redis.Redis.from_url(server) as other:
-                wait_registered(other, name)
+            other = sync_client(server)
+            try:
+                wait_registered(other, name)  # type: ignore[arg-type]
+            finally:
+                other.close()
         return proc
 
     yield start

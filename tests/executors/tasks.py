@@ -22,6 +22,12 @@ class Stamp(Middleware):
             return call()
         return {"value": call(), "stamped_in": run.notes["pid"], "attempts": run.attempts}
 
+    async def around_execute_async(self, run: Execution, call: Any) -> Any:
+        if run.task.name != "t.async_stamped":
+            return await call()
+        value = await call()
+        return {"value": value, "stamped_in": run.notes["pid"], "attempts": run.attempts}
+
 
 app = App("tests", middleware=[Stamp()])
 
@@ -287,3 +293,28 @@ def stamped(x: int) -> int:
 @app.task(name="t.reject", bind=True, max_retries=2)
 def reject(self: Any, requeue: bool) -> None:
     raise Reject(f"refused on try {self.request.retries}", requeue=requeue)
+
+
+@app.task(name="t.async_touch")
+async def async_touch(path: str, seconds: float = 0.0) -> str:
+    """``t.touch`` awaiting its sleep: a long run on the asyncio pool's loop."""
+    import asyncio
+
+    with open(path, "a") as f:
+        f.write(f"{os.getpid()}\n")
+    await asyncio.sleep(seconds)
+    return path
+
+
+@app.task(name="t.async_limited", time_limit=1)
+async def async_limited(seconds: float) -> int:
+    import asyncio
+
+    await asyncio.sleep(seconds)
+    return os.getpid()
+
+
+@app.task(name="t.async_stamped")
+async def async_stamped(x: int) -> int:
+    """Wrapped by ``Stamp`` on the asyncio pool's loop (its async hook)."""
+    return x * 2

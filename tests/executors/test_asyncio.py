@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import psutil
 import pytest
 
 from sdk import App, states
+from sdk.calls import Call, SendOptions
 from sdk.errors import SoftTimeLimitExceeded, TaskRevoked
 from tests.executors.conftest import WorkerFactory
 
@@ -30,6 +32,16 @@ def test_async_tasks_run_on_one_shared_loop_concurrently(
     assert app.send_task("t.async_add", [2, 3]).get(timeout=10) == 5
     windows = windows_in_flight_together(app, 4)
     assert len({loop for _, _, loop in windows}) == 1  # one loop for every run
+
+
+def test_a_thousand_slots_are_coroutines_not_threads(start_worker: WorkerFactory, app: App) -> None:
+    worker = start_worker("asyncio", "-c", "1000")
+    calls = [Call("t.async_window", [2.0], {}, SendOptions()) for _ in range(1000)]
+    windows = [r.get(timeout=30) for r in app.send_calls(calls)]  # two seconds each
+    assert max(start for start, _, _ in windows) < min(end for _, end, _ in windows)
+    assert len({loop for _, _, loop in windows}) == 1  # all in flight at once, on one loop
+    threads = psutil.Process(worker.pid).num_threads()
+    assert threads < 12, threads  # the loop's, the main one and a few helpers: not 1000
 
 
 def test_async_soft_time_limit_and_terminate_cancel_the_coroutine(

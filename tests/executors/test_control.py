@@ -17,8 +17,9 @@ from tests.conftest import Gateway
 from tests.executors.conftest import WorkerFactory, wait_for
 
 
+@pytest.mark.cluster
 def test_revoked_queued_and_delayed_runs_never_start(
-    start_worker: WorkerFactory, app: App, r: redis.Redis, tmp_path: Path
+    start_worker: WorkerFactory, app: App, r: redis.Redis, tmp_path: Path, layout: Keys
 ) -> None:
     mark = tmp_path / "ran"
     queued = app.send_task("t.touch", [str(mark)])
@@ -26,17 +27,18 @@ def test_revoked_queued_and_delayed_runs_never_start(
     queued.revoke()
     delayed.revoke()
     assert queued.state == delayed.state == states.REVOKED
-    assert r.zcard(Keys().delayed(0, "default")) == 0
+    assert r.zcard(layout.delayed(layout.partition(delayed.id), "default")) == 0
     start_worker("threads")
     control = app.send_task("t.add", [1, 1])
     assert control.get(timeout=10) == 2  # the worker got past the revoked entry
-    wait_for(lambda: r.xlen(Keys().stream(0, "default", 5)) == 0)
+    wait_for(lambda: r.xlen(layout.stream(layout.partition(queued.id), "default", 5)) == 0)
     time.sleep(0.7)  # past the delayed run's countdown
     assert not mark.exists()
     with pytest.raises(TaskRevoked):
         queued.get(timeout=1)
 
 
+@pytest.mark.cluster
 def test_revoking_a_finished_or_unknown_run_is_refused(
     start_worker: WorkerFactory, app: App
 ) -> None:
@@ -80,6 +82,20 @@ def test_hard_time_limit_kills_and_replaces_the_prefork_child(
     assert app.send_task("t.limited", [0.0]).get(timeout=10) > 0  # a new child serves
 
 
+def test_hard_time_limit_cancels_an_async_run_on_the_asyncio_pool(
+    start_worker: WorkerFactory, app: App
+) -> None:
+    start_worker("asyncio", "-c", "2")
+    task = "t.async_limited"
+    result = app.send_task(task, [30.0])
+    with pytest.raises(TimeLimitExceeded):
+        result.get(timeout=15)
+    run = result.info()
+    assert run is not None and run["state"] == states.FAILURE
+    assert run["error"]["type"] == "sdk.errors.TimeLimitExceeded"
+    assert app.send_task(task, [0.0]).get(timeout=10) > 0  # the slot serves again
+
+
 def test_soft_time_limit_raises_inside_the_task(
     pool: str, start_worker: WorkerFactory, app: App
 ) -> None:
@@ -88,6 +104,7 @@ def test_soft_time_limit_raises_inside_the_task(
     assert app.send_task("t.soft", [0.1]).get(timeout=10) == "finished"
 
 
+@pytest.mark.cluster
 def test_revoke_over_http(app: App, redis_url: str, make_gateway: Callable[..., Gateway]) -> None:
     gateway_url = make_gateway(redis_url=redis_url).url
     queued = app.send_task("t.add", [1, 1], queue="nobody")

@@ -18,6 +18,7 @@ from tests.conftest import Gateway
 from tests.executors.conftest import WorkerFactory, wait_for
 
 
+@pytest.mark.cluster
 def test_retry_keeps_the_run_id_and_shows_retry_between_attempts(
     pool: str, start_worker: WorkerFactory, app: App
 ) -> None:
@@ -34,6 +35,7 @@ def test_retry_keeps_the_run_id_and_shows_retry_between_attempts(
     assert run is not None and run["attempts"] == 3 and run["error"] is None
 
 
+@pytest.mark.cluster
 def test_autoretry_backs_off_then_fails_with_the_original_error(
     start_worker: WorkerFactory, app: App, tmp_path: Path
 ) -> None:
@@ -47,8 +49,9 @@ def test_autoretry_backs_off_then_fails_with_the_original_error(
     assert gaps[0] >= 0.1 and gaps[1] >= 0.2  # 0.1 * 2**retries, no jitter
 
 
+@pytest.mark.cluster
 def test_child_killed_every_time_goes_dead_after_max_deliveries(
-    start_worker: WorkerFactory, app: App, r: redis.Redis, tmp_path: Path
+    start_worker: WorkerFactory, app: App, r: redis.Redis, tmp_path: Path, layout: Keys
 ) -> None:
     start_worker("prefork", "-c", "1", env={"CELERIAC_MAX_DELIVERIES": "3"})
     marks = tmp_path / "deliveries"
@@ -58,25 +61,28 @@ def test_child_killed_every_time_goes_dead_after_max_deliveries(
     run = result.info()
     assert run is not None and run["attempts"] == 3
     assert run["error"]["type"] == "DeliveryLimitExceeded"
-    letters = r.xrange(Keys().dead(0, "default"))
+    letters = r.xrange(layout.dead(layout.partition(result.id), "default"))
     assert [f[b"id"].decode() for _, f in letters] == [result.id]
     time.sleep(1.0)
     assert marks.read_text().count("x") == 3  # and it never comes back
 
 
+@pytest.mark.parametrize("pool_name", ["prefork", "asyncio"])
 def test_a_long_run_on_a_live_worker_is_never_reclaimed(
-    start_worker: WorkerFactory, app: App, tmp_path: Path
+    pool_name: str, start_worker: WorkerFactory, app: App, tmp_path: Path
 ) -> None:
     fast = {"CELERIAC_WORKER_DEAD_AFTER": "1"}
-    start_worker("prefork", "-c", "1", env=fast)
+    start_worker(pool_name, "-c", "1", env=fast)
     start_worker("threads", "-c", "2", env=fast)  # an idle peer, eager to reclaim
     marks = tmp_path / "starts"
-    result = app.send_task("t.touch", [str(marks), 3.5])  # 3.5x the reclaim idle time
+    task = "t.async_touch" if pool_name == "asyncio" else "t.touch"
+    result = app.send_task(task, [str(marks), 3.5])  # 3.5x the reclaim idle time
     assert result.get(timeout=20) == str(marks)
     assert len(marks.read_text().split()) == 1
     assert result.info()["attempts"] == 1  # type: ignore[index]
 
 
+@pytest.mark.cluster
 def test_runs_of_a_dead_worker_are_reclaimed_by_a_live_one(
     start_worker: WorkerFactory, app: App, r: redis.Redis, tmp_path: Path
 ) -> None:
@@ -96,8 +102,9 @@ def test_runs_of_a_dead_worker_are_reclaimed_by_a_live_one(
     assert marks.read_text().split()[0] != marks.read_text().split()[1]  # another process
 
 
+@pytest.mark.cluster
 def test_a_run_queued_without_a_record_can_still_retry(
-    start_worker: WorkerFactory, app: App, r: redis.Redis
+    start_worker: WorkerFactory, app: App, r: redis.Redis, layout: Keys
 ) -> None:
     """A producer in another language may XADD only; its retries must still be queued."""
     from sdk.calls import Call, SendOptions, build_submission
@@ -110,7 +117,8 @@ def test_a_run_queued_without_a_record_can_still_retry(
         default_queue="default",
         content_type="application/json",
     )
-    r.xadd(Keys().stream(0, "default", 5), {"env": encode_envelope(sub.message), "body": sub.body})
+    stream = layout.stream(layout.partition(sub.message.id), "default", 5)
+    r.xadd(stream, {"env": encode_envelope(sub.message), "body": sub.body})
     start_worker("threads")
     result = app.AsyncResult(sub.message.id)
     assert result.get(timeout=10) == 1  # succeeded on its retry
@@ -133,6 +141,7 @@ def test_an_entry_of_another_protocol_version_is_left_pending_not_dropped(
     assert [row["message_id"] for row in pending] == [entry_id]
 
 
+@pytest.mark.cluster
 def test_revoke_without_terminate_lets_a_running_run_finish(
     start_worker: WorkerFactory, app: App, tmp_path: Path
 ) -> None:
@@ -145,6 +154,7 @@ def test_revoke_without_terminate_lets_a_running_run_finish(
     assert result.get(timeout=10) == "downloaded"
 
 
+@pytest.mark.cluster
 def test_dead_letters_are_listed_and_requeued_over_http(
     start_worker: WorkerFactory,
     app: App,

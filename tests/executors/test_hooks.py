@@ -42,13 +42,24 @@ def test_an_apps_own_middleware_wraps_its_runs(
     assert app.send_task("t.add", [2, 3]).get(timeout=10) == 5  # others pass untouched
 
 
+def test_an_apps_middleware_wraps_async_runs_on_the_asyncio_pool(
+    start_worker: WorkerFactory, app: App
+) -> None:
+    start_worker("asyncio")
+    stamped = app.send_task("t.async_stamped", [21]).get(timeout=10)
+    assert stamped == {"value": 42, "stamped_in": stamped["stamped_in"], "attempts": 1}
+    assert isinstance(stamped["stamped_in"], int)  # the sync before_execute ran too
+    assert app.send_task("t.stamped", [1]).get(timeout=10)["value"] == 2  # a sync run, in a thread
+
+
+@pytest.mark.cluster
 def test_reject_dead_letters_the_run_or_requeues_it_as_a_retry(
-    start_worker: WorkerFactory, app: App, r: redis.Redis
+    start_worker: WorkerFactory, app: App, r: redis.Redis, layout: Keys
 ) -> None:
     start_worker("threads")
     dead = app.send_task("t.reject", [False])
     wait_for(lambda: dead.state == states.DEAD)
-    letters = r.xrange(Keys().dead(Keys().partition(dead.id), "default"))
+    letters = r.xrange(layout.dead(layout.partition(dead.id), "default"))
     assert [f[b"id"].decode() for _e, f in letters] == [dead.id]
     assert "refused on try 0" in json.loads(letters[0][1][b"error"])["message"]
     again = app.send_task("t.reject", [True], countdown=0)

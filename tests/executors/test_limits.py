@@ -11,6 +11,7 @@ from sdk import App, states
 from tests.executors.conftest import WorkerFactory
 
 
+@pytest.mark.cluster
 def test_rate_limit_is_shared_by_all_workers(start_worker: WorkerFactory, app: App) -> None:
     start_worker("threads", "-c", "4")
     start_worker("prefork", "-c", "2")
@@ -23,6 +24,7 @@ def test_rate_limit_is_shared_by_all_workers(start_worker: WorkerFactory, app: A
     assert stamps[-1] - stamps[0] >= 4.5
 
 
+@pytest.mark.cluster
 def test_update_state_shows_progress_and_meta(
     pool: str, start_worker: WorkerFactory, app: App, tmp_path: Path
 ) -> None:

@@ -34,6 +34,7 @@ class _Marker:
         return (open, (self.path, "w"))
 
 
+@pytest.mark.cluster
 def test_msgpack_round_trip(start_worker: WorkerFactory, redis_url: str) -> None:
     start_worker("threads")
     app = App("p", redis_url=redis_url, serializer="msgpack")
@@ -43,6 +44,7 @@ def test_msgpack_round_trip(start_worker: WorkerFactory, redis_url: str) -> None
     app.close()
 
 
+@pytest.mark.cluster
 def test_signed_pickle_carries_python_objects(start_worker: WorkerFactory, redis_url: str) -> None:
     start_worker("prefork", env={"CELERIAC_SIGNING_KEY": KEY})
     app = App("p", redis_url=redis_url, serializer="pickle", signing_key=KEY)

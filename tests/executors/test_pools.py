@@ -1,4 +1,5 @@
-"""The contract every pool must pass, run against real worker processes."""
+"""The contract every pool must pass, run against real worker processes. Those marked
+``cluster`` also run on the local Redis Cluster (with two pools)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from tests.executors import tasks
 from tests.executors.conftest import WorkerFactory
 
 
+@pytest.mark.cluster
 def test_add_returns_the_result(pool: str, start_worker: WorkerFactory, app: App) -> None:
     start_worker(pool)
     result = app.send_task("t.add", [2, 3])
@@ -30,6 +32,7 @@ def test_add_returns_the_result(pool: str, start_worker: WorkerFactory, app: App
     assert run["runtime_ms"] is not None and run["finished_at"] >= run["started_at"]
 
 
+@pytest.mark.cluster
 def test_builtin_exception_is_reraised_with_remote_traceback(
     pool: str, start_worker: WorkerFactory, app: App
 ) -> None:
@@ -72,18 +75,21 @@ def test_bound_task_sees_its_request(pool: str, start_worker: WorkerFactory, app
     assert seen["root_id"] == result.id
 
 
+@pytest.mark.cluster
 def test_countdown_waits_in_redis_then_runs(
-    start_worker: WorkerFactory, app: App, r: redis.Redis
+    start_worker: WorkerFactory, app: App, r: redis.Redis, layout: Keys
 ) -> None:
     start_worker("threads")
     submitted = time.monotonic()
     result = app.send_task("t.add", [1, 1], countdown=1.0)
     assert result.state == states.SCHEDULED
-    assert r.zscore(Keys().delayed(0, "default"), result.id) is not None
+    delayed = layout.delayed(layout.partition(result.id), "default")
+    assert r.zscore(delayed, result.id) is not None
     assert result.get(timeout=10) == 2
     assert time.monotonic() - submitted >= 0.9
 
 
+@pytest.mark.cluster
 def test_expired_run_never_executes(start_worker: WorkerFactory, app: App, tmp_path: Path) -> None:
     start_worker("threads")
     mark = tmp_path / "ran"
@@ -94,6 +100,7 @@ def test_expired_run_never_executes(start_worker: WorkerFactory, app: App, tmp_p
     assert not mark.exists()
 
 
+@pytest.mark.cluster
 def test_named_queues_are_consumed_only_by_their_workers(
     start_worker: WorkerFactory, app: App
 ) -> None:
@@ -104,6 +111,7 @@ def test_named_queues_are_consumed_only_by_their_workers(
     assert other.state == states.PENDING
 
 
+@pytest.mark.cluster
 def test_catalog_and_heartbeat_are_registered(start_worker: WorkerFactory, r: redis.Redis) -> None:
     start_worker("prefork", "-c", "3", name="catalog-worker")
     keys = Keys()
@@ -131,6 +139,7 @@ def test_warm_shutdown_finishes_the_running_run_and_exits_zero(
     assert result.get(timeout=1) == 1.0
 
 
+@pytest.mark.cluster
 def test_prefork_child_killed_mid_run_is_replaced_and_the_run_redone(
     start_worker: WorkerFactory, app: App, tmp_path: Path
 ) -> None:
@@ -169,6 +178,7 @@ def test_a_slot_that_keeps_crashing_backs_off_then_recovers(
     assert app.send_task("t.add", [2, 3]).get(timeout=30) == 5
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("pool", ["prefork", "threads"])
 def test_runs_spread_over_partitions_all_run(
     pool: str, start_worker: WorkerFactory, redis_url: str, r: redis.Redis

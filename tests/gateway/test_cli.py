@@ -47,9 +47,14 @@ def test_a_bad_setting_is_a_one_line_error(
     ("url", "says"),
     [
         ("foo://127.0.0.1:6379", "unsupported Redis URL 'foo://127.0.0.1:6379'"),
-        ("127.0.0.1:6379", "use redis://, rediss:// or unix://"),
-        ("redis+cluster://127.0.0.1:7000,127.0.0.1:7001", "not supported yet"),
+        ("127.0.0.1:6379", "use redis://, rediss://, unix:// or redis+cluster://"),
         ("redis+sentinel://127.0.0.1:26379/main", "not supported yet"),
+        (
+            "redis+cluster://127.0.0.1:7000,127.0.0.1:x",
+            "names nodes as host:port, not '127.0.0.1:x'",
+        ),
+        ("rediss+cluster://127.0.0.1:7000,:7001", "names nodes as host:port, not ':7001'"),
+        ("redis+cluster://127.0.0.1:7000/2", "a Redis Cluster has only database 0"),
     ],
 )
 @pytest.mark.parametrize("cli", ["gateway", "worker", "scheduler", "submit", "dev"])

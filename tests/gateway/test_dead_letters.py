@@ -6,11 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 import redis
 
 from sdk.protocol.keys import Keys
 from tests.conftest import Gateway
 from tests.gateway.conftest import finish, register
+
+pytestmark = pytest.mark.cluster  # each test also runs on the local Redis Cluster
 
 
 def add(x: int, y: int) -> int:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 import redis
 
 from executors import heartbeat
@@ -17,6 +18,8 @@ from gateway.waiters import WaitHub
 from sdk.protocol.keys import Keys
 from tests.conftest import Gateway
 from tests.gateway.conftest import event_ids, finish, register
+
+pytestmark = pytest.mark.cluster  # each test also runs on the local Redis Cluster
 
 Event = dict[str, Any]
 

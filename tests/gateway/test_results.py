@@ -6,11 +6,14 @@ import asyncio
 from typing import Any
 
 import httpx
+import pytest
 import redis
 
 from sdk.protocol.keys import Keys
 from tests.conftest import Gateway
 from tests.gateway.conftest import finish, history, register
+
+pytestmark = pytest.mark.cluster  # each test also runs on the local Redis Cluster
 
 
 def add(x: int, y: int) -> int:
@@ -87,7 +90,7 @@ def test_runs_bad_parameters(client: httpx.Client) -> None:
 
 def test_runs_history_is_bounded(r: redis.Redis, redis_url: str, make_gateway: Any) -> None:
     register(r, add)
-    gw: Gateway = make_gateway(redis_url=redis_url, history_size=5)
+    gw: Gateway = make_gateway(redis_url=redis_url, history_size=5, partitions=1)  # per partition
     ids = gw.client.post(
         "/tasks/add/batch", json={"items": [{"args": [i, i]} for i in range(8)]}
     ).json()["ids"]
@@ -122,7 +125,9 @@ def test_hundred_concurrent_repeats_make_one_run(r: redis.Redis, pgw: Gateway, k
     assert r.ttl(keys.idempotency("order-42")) > 86_000  # as long as results
 
 
-def test_same_key_other_body_is_a_conflict(r: redis.Redis, client: httpx.Client) -> None:
+def test_same_key_other_body_is_a_conflict(
+    r: redis.Redis, client: httpx.Client, layout: Keys
+) -> None:
     register(r, add)
     first = client.post("/tasks/add", json={"args": [1, 2], "idempotency_key": "k1"})
     assert first.status_code == 202
@@ -137,4 +142,4 @@ def test_same_key_other_body_is_a_conflict(r: redis.Redis, client: httpx.Client)
     for bad in ("", "x" * 300):
         resp = client.post("/tasks/add", json={"args": [1, 2]}, headers={"Idempotency-Key": bad})
         assert resp.status_code == 400
-    assert len(history(r)) == 1
+    assert len(history(r, layout)) == 1

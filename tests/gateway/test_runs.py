@@ -16,6 +16,8 @@ from sdk.embedded import EmbeddedServer
 from sdk.protocol.keys import Keys
 from tests.gateway.conftest import Gateway, finish, register
 
+pytestmark = pytest.mark.cluster  # each test also runs on the local Redis Cluster
+
 
 def add(x: int, y: int) -> int:
     return x + y
@@ -44,9 +46,11 @@ def test_bad_wait_is_400(wait: str, r: redis.Redis, client: httpx.Client) -> Non
     assert resp.json()["error"]["code"] == "invalid_request"
 
 
-def test_long_poll_returns_when_the_run_finishes(r: redis.Redis, client: httpx.Client) -> None:
+def test_long_poll_returns_when_the_run_finishes(
+    r: redis.Redis, client: httpx.Client, layout: Keys
+) -> None:
     run_id = _submit(client, r)
-    timer = threading.Timer(0.5, finish, args=(r, run_id))
+    timer = threading.Timer(0.5, finish, args=(r, run_id), kwargs={"keys": layout})
     timer.start()
     started = time.monotonic()
     resp = client.get(f"/runs/{run_id}", params={"wait": 20})
@@ -67,9 +71,11 @@ def test_long_poll_times_out_with_the_pending_run(r: redis.Redis, client: httpx.
     assert 1.4 < elapsed < 5
 
 
-def test_long_poll_of_a_finished_run_returns_at_once(r: redis.Redis, client: httpx.Client) -> None:
+def test_long_poll_of_a_finished_run_returns_at_once(
+    r: redis.Redis, client: httpx.Client, layout: Keys
+) -> None:
     run_id = _submit(client, r)
-    finish(r, run_id, state="FAILURE", result=b"null")
+    finish(r, run_id, state="FAILURE", result=b"null", keys=layout)
     started = time.monotonic()
     resp = client.get(f"/runs/{run_id}", params={"wait": 30})
     assert resp.json()["state"] == "FAILURE"

@@ -1,4 +1,5 @@
-"""Webhooks through a real gateway to a real receiver on 127.0.0.1 (signatures verified)."""
+"""Webhooks through a real gateway to a real receiver on 127.0.0.1 (signatures verified).
+Those marked ``cluster`` also run on the local Redis Cluster."""
 
 from __future__ import annotations
 
@@ -88,6 +89,7 @@ def settled(client: httpx.Client, run_id: str) -> dict[str, Any] | None:
     return webhook if webhook["state"] != "pending" else None
 
 
+@pytest.mark.cluster
 def test_terminal_state_is_posted_signed(
     r: redis.Redis, hooks_gw: Gateway, receiver: Receiver, keys: Keys
 ) -> None:
@@ -112,6 +114,7 @@ def test_terminal_state_is_posted_signed(
     assert hit.headers["content-type"] == "application/json"
 
 
+@pytest.mark.cluster
 def test_header_callback_and_retries_keep_the_webhook_id(
     r: redis.Redis, hooks_gw: Gateway, receiver: Receiver, keys: Keys
 ) -> None:
@@ -130,6 +133,7 @@ def test_header_callback_and_retries_keep_the_webhook_id(
     assert len(bodies) == 1  # the payload is frozen: every retry sends the same bytes
 
 
+@pytest.mark.cluster
 def test_gone_disables_the_delivery(
     r: redis.Redis, hooks_gw: Gateway, receiver: Receiver, keys: Keys
 ) -> None:
@@ -160,6 +164,7 @@ def test_redirect_is_a_failure_and_never_followed(
     assert {h.path for h in receiver.hits} == {"/moved"}
 
 
+@pytest.mark.cluster
 def test_retry_after_is_honoured(
     r: redis.Redis, hooks_gw: Gateway, receiver: Receiver, keys: Keys
 ) -> None:
@@ -172,6 +177,7 @@ def test_retry_after_is_honoured(
     assert second.at - first.at >= 0.95  # not the 0.2 s backoff
 
 
+@pytest.mark.cluster
 def test_receiver_down_then_up_and_gateway_restarted(
     r: redis.Redis, redis_url: str, make_gateway: Callable[..., Gateway], keys: Keys
 ) -> None:
@@ -203,6 +209,7 @@ def test_receiver_down_then_up_and_gateway_restarted(
         receiver.stop()
 
 
+@pytest.mark.cluster
 def test_a_stopping_gateway_hands_its_attempts_back(
     r: redis.Redis,
     redis_url: str,

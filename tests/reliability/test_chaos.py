@@ -22,18 +22,17 @@ CONCURRENCY = 4
 FAST = {"CELERIAC_WORKER_DEAD_AFTER": "1"}
 
 
-def _submit(app: App, count: int) -> list[str]:
+def _submit(app: App, count: int, task: str) -> list[str]:
     ids: list[str] = []
     for start in range(0, count, 1000):
         calls = [
-            Call("t.add", [i, i], {}, SendOptions()) for i in range(start, min(count, start + 1000))
+            Call(task, [i, i], {}, SendOptions()) for i in range(start, min(count, start + 1000))
         ]
         ids += [r.id for r in app.send_calls(calls)]
     return ids
 
 
-def _states(r: redis.Redis, ids: list[str]) -> list[tuple[str | None, int]]:
-    keys = Keys()
+def _states(r: redis.Redis, ids: list[str], keys: Keys) -> list[tuple[str | None, int]]:
     pipe = r.pipeline(transaction=False)
     for run_id in ids:
         pipe.hmget(keys.run(run_id), "state", "attempts")
@@ -42,12 +41,27 @@ def _states(r: redis.Redis, ids: list[str]) -> list[tuple[str | None, int]]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("pool_name", ["prefork", "threads", "gevent"])
+@pytest.mark.parametrize("pool_name", ["prefork", "threads", "gevent", "asyncio"])
 def test_sigkill_the_worker_tree_five_times_loses_nothing(
-    pool_name: str, start_worker: WorkerFactory, app: App, r: redis.Redis
+    pool_name: str, start_worker: WorkerFactory, app: App, r: redis.Redis, layout: Keys
+) -> None:
+    _kill_five_times(pool_name, start_worker, app, r, layout)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("backend", ["cluster"], indirect=True)
+def test_sigkill_five_times_on_the_cluster_loses_nothing(
+    start_worker: WorkerFactory, app: App, r: redis.Redis, layout: Keys
+) -> None:
+    _kill_five_times("threads", start_worker, app, r, layout)
+
+
+def _kill_five_times(
+    pool_name: str, start_worker: WorkerFactory, app: App, r: redis.Redis, layout: Keys
 ) -> None:
     total = scale(full=20_000, ci=3_000)
-    ids = _submit(app, total)
+    ids = _submit(app, total, "t.async_add" if pool_name == "asyncio" else "t.add")
     rng = random.Random(total)
     extra = ("-c", str(CONCURRENCY), "--prefetch", "8")
     worker = start_worker(pool_name, *extra, env=FAST)
@@ -58,7 +72,7 @@ def test_sigkill_the_worker_tree_five_times_loses_nothing(
         worker = start_worker(pool_name, *extra, name=f"chaos-{kill}", env=FAST)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
-        found = _states(r, ids)
+        found = _states(r, ids, layout)
         if all(state in states.TERMINAL for state, _ in found):
             break
         time.sleep(0.5)
@@ -71,4 +85,5 @@ def test_sigkill_the_worker_tree_five_times_loses_nothing(
     assert lost == []
     # Only a run executing at a kill can run again: at most one per slot per kill.
     assert duplicates <= KILLS * CONCURRENCY
-    assert sum(r.xlen(s) for s in Keys().streams(0, "default")) == 0
+    streams = [s for part in layout.all_partitions for s in layout.streams(part, "default")]
+    assert sum(r.xlen(s) for s in streams) == 0

@@ -20,7 +20,7 @@ import redis
 from gateway.scheduler.model import fire_ms_of
 from sdk.protocol.keys import Keys
 from tests.conftest import Gateway
-from tests.gateway.conftest import register
+from tests.gateway.conftest import history, register
 from tests.reliability.conftest import scale
 from tests.schedulers import SchedulerFactory, leader, start_scheduler, wait_for
 
@@ -31,10 +31,12 @@ def beat() -> None:
     """The scheduled task (no worker runs it: runs are counted in Redis)."""
 
 
+@pytest.mark.cluster
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_leader_killed_every_fire_time_runs_once(
     r: redis.Redis,
+    layout: Keys,
     redis_url: str,
     make_gateway: Callable[..., Gateway],
     start_scheduler: SchedulerFactory,
@@ -63,7 +65,7 @@ def test_leader_killed_every_fire_time_runs_once(
     time.sleep(max(duration - (time.monotonic() - start), 0) + 0.5)
     first = gw.client.get("/schedules/beat").json()
     assert gw.client.post("/schedules/beat/pause").status_code == 200
-    fires = sorted(fire_ms_of(i.decode()) for i in r.zrange(Keys().history(0), 0, -1))
+    fires = sorted(fire_ms_of(run_id) for run_id in history(r, layout))
     assert first["last_run_id"] is not None
 
     anchor = fires[0] - 1000  # the schedule's creation (its first fire is 1 s later)

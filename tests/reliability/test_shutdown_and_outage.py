@@ -23,8 +23,21 @@ def _wait_started(folder: Path, count: int, timeout: float = 10) -> None:
         time.sleep(0.02)
 
 
-@pytest.mark.parametrize("pool_name", ["prefork", "threads"])
+@pytest.mark.parametrize("pool_name", ["prefork", "threads", "asyncio"])
 def test_sigterm_redelivers_exactly_the_runs_still_running_after_the_grace(
+    pool_name: str, start_worker: WorkerFactory, app: App, tmp_path: Path
+) -> None:
+    _sigterm_under_load(pool_name, start_worker, app, tmp_path)
+
+
+@pytest.mark.parametrize("backend", ["cluster"], indirect=True)
+def test_sigterm_on_the_cluster_redelivers_exactly_the_runs_still_running(
+    start_worker: WorkerFactory, app: App, tmp_path: Path
+) -> None:
+    _sigterm_under_load("threads", start_worker, app, tmp_path)
+
+
+def _sigterm_under_load(
     pool_name: str, start_worker: WorkerFactory, app: App, tmp_path: Path
 ) -> None:
     fast = {"CELERIAC_WORKER_DEAD_AFTER": "1"}
@@ -54,13 +67,15 @@ def own_server(tmp_path: Path) -> Iterator[EmbeddedServer]:
     server.stop()
 
 
+@pytest.mark.parametrize("pool_name", ["threads", "asyncio"])
 def test_redis_restart_under_load_loses_no_accepted_run(
+    pool_name: str,
     own_server: EmbeddedServer,
     start_worker: WorkerFactory,
     make_gateway: Callable[..., Gateway],
 ) -> None:
     url = own_server.url
-    start_worker("threads", "-c", "4", name="survivor", server=url)
+    start_worker(pool_name, "-c", "4", name="survivor", server=url)
     gateway = make_gateway(redis_url=url)
     app = App("p", redis_url=url)
     try:

@@ -59,6 +59,7 @@ def report(seen: Latencies) -> None:
         )
 
 
+@pytest.mark.cluster
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_every_webhook_arrives_after_receiver_outage_and_gateway_restart(

@@ -55,10 +55,10 @@ AHEAD_DIVISOR = 1000000
 
 
 class Signal(enum.Enum):
-    """What a slot may find in the inbox besides runs."""
+    """What an idle slot may get besides a run."""
 
-    CLOSED = "the worker stops"
-    SEND_HELD = "no run is on its way: store the outcome you hold"
+    CLOSED = "the worker stops"  # one in the inbox for each slot
+    SEND_HELD = "no run is on its way: store the outcome you hold"  # to holders alone
 
 
 class AsyncConsumer:
@@ -86,9 +86,9 @@ class AsyncConsumer:
         self._inbox: asyncio.Queue[StreamEntry | Signal] = asyncio.Queue()
         self._idle = 0  # slots waiting on the inbox
         self._low = 0
-        self._holding = 0  # idle slots that hold an outcome
         self._blocking = False  # the fetcher waits on an empty queue
         self._wanted = asyncio.Event()  # set when the inbox may need more
+        self._release: asyncio.Future[None] | None = None  # resolved: holders send now
         self._fetches = 0
 
     # -- the whole consumer ------------------------------------------------------------------
@@ -155,10 +155,11 @@ class AsyncConsumer:
 
     def _release_holders(self) -> None:
         """No runs are on their way (the fetcher is about to wait on an empty queue, or
-        cannot reach Redis): wake every idle slot, so those holding an outcome send it."""
-        if self._holding:
-            for _ in range(self._idle):
-                self._inbox.put_nowait(Signal.SEND_HELD)
+        cannot reach Redis): the idle slots holding an outcome send it. Not through the
+        inbox: a slot holding nothing could take a holder's wake-up there."""
+        if self._release is not None:
+            self._release.set_result(None)
+            self._release = None
 
     async def _fetch(self, count: int) -> list[StreamEntry]:
         """New runs, highest priority first, one script call per partition tried
@@ -253,15 +254,23 @@ class AsyncConsumer:
 
     # -- the slots ---------------------------------------------------------------------------
     async def _take(self, holding: bool) -> StreamEntry | Signal:
-        """The next item of the inbox, as an idle slot (the fetcher reads for it)."""
+        """The next item of the inbox, as an idle slot (the fetcher reads for it); for a
+        slot ``holding`` an outcome, ``SEND_HELD`` if the fetcher finds nothing first."""
         self._idle += 1
-        self._holding += holding
         self._wanted.set()
         try:
-            return await self._inbox.get()
+            if not holding:
+                return await self._inbox.get()
+            if self._release is None:
+                self._release = asyncio.get_running_loop().create_future()
+            release, get = self._release, asyncio.ensure_future(self._inbox.get())
+            await asyncio.wait((get, release), return_when=asyncio.FIRST_COMPLETED)
+            if not get.done():
+                get.cancel()  # the inbox keeps an item that a cancelled get was handed
+                return Signal.SEND_HELD
+            return get.result()
         finally:
             self._idle -= 1
-            self._holding -= holding
 
     async def _slot(self, index: int, stop: asyncio.Event) -> None:
         with self.slots.slot(index):

@@ -2,10 +2,10 @@
 
 A coroutine per slot would otherwise mean a blocking ``XREADGROUP`` (and a connection)
 per idle slot. Here one fetcher reads for every slot, as many runs as there are slots
-waiting plus ``prefetch``, into an in-memory inbox; the slots take runs from it. The
-slots' script calls are pipelined (``executors/async_lane.py`` on one server, the
-auto-pipeline of ``sdk/pipelining.py`` on a Cluster), so a thousand slots cost a few round
-trips per loop tick.
+waiting plus ``prefetch``, into an inbox (``executors/inbox.py``); the slots take runs
+from it. The slots' script calls are pipelined (``executors/async_lane.py`` on one
+server, the auto-pipeline of ``sdk/pipelining.py`` on a Cluster), so a thousand slots
+cost a few round trips per loop tick.
 
 Each slot still makes one script call per run, as the sync consumer does
 (``executors/consumer.py``): the outcome of its last run is held and sent with the start
@@ -19,7 +19,6 @@ the fetcher backs off. Nothing a slot started is given up until the worker stops
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -30,6 +29,7 @@ import redis
 from executors import entries
 from executors.backoff import Backoff
 from executors.consumer import SlotConfig, partition_streams
+from executors.inbox import Inbox, Signal
 from executors.pools.base import LoopSlots
 from executors.runner import Runner
 from sdk import protocol as p
@@ -51,14 +51,6 @@ class AsyncScriptRunner(Protocol):
 
 
 MAX_FETCH = 512  # runs per fetch call
-AHEAD_DIVISOR = 1000000
-
-
-class Signal(enum.Enum):
-    """What an idle slot may get besides a run."""
-
-    CLOSED = "the worker stops"  # one in the inbox for each slot
-    SEND_HELD = "no run is on its way: store the outcome you hold"  # to holders alone
 
 
 class AsyncConsumer:
@@ -83,12 +75,10 @@ class AsyncConsumer:
         self._parts = [partition_streams(keys, config.queues, n) for n in keys.all_partitions]
         self._streams = [s for streams in self._parts for s in streams]
         self._order = {s: i // len(config.queues) for ss in self._parts for i, s in enumerate(ss)}
-        self._inbox: asyncio.Queue[StreamEntry | Signal] = asyncio.Queue()
-        self._idle = 0  # slots waiting on the inbox
+        self._inbox: Inbox[StreamEntry] = Inbox()
         self._low = 0
         self._blocking = False  # the fetcher waits on an empty queue
         self._wanted = asyncio.Event()  # set when the inbox may need more
-        self._release: asyncio.Future[None] | None = None  # resolved: holders send now
         self._fetches = 0
 
     # -- the whole consumer ------------------------------------------------------------------
@@ -104,24 +94,25 @@ class AsyncConsumer:
         try:
             await self._feed(stop, concurrency)
         finally:
-            for _ in workers:
-                self._inbox.put_nowait(Signal.CLOSED)
+            await self._hand_back(self._inbox.close())
             await asyncio.gather(*workers)
             watch.cancel()
 
     # -- the fetcher -------------------------------------------------------------------------
     async def _feed(self, stop: asyncio.Event, concurrency: int) -> None:
         batch_min = max(1, min(32, concurrency // 4))
-        # Runs kept ready besides one per idle slot: enough that a slot finishing a run
-        # mostly finds the next one waiting and sends its outcome with that start.
-        ahead = max(self.config.prefetch, concurrency // AHEAD_DIVISOR)
+        # Runs kept ready besides one per waiting slot, so that a slot finishing a run
+        # mostly finds the next one there and sends its outcome with that start. More
+        # (a quarter of the slots) was measured no faster at -c 50 or -c 1000.
+        ahead = self.config.prefetch
         self._low = ahead - batch_min  # slots wake the fetcher when the inbox is this low
         backoff = Backoff()
         next_reclaim = time.monotonic() + self.config.reclaim_every_s
         first = True
         while not stop.is_set():
-            want = self._idle + ahead - self._inbox.qsize()
-            if want < batch_min and not (self._idle and self._inbox.empty()):
+            waiting = self._inbox.waiting
+            want = waiting + ahead - len(self._inbox)
+            if want < batch_min and not (waiting and not self._inbox):
                 self._wanted.clear()
                 await self._wanted.wait()
                 continue
@@ -150,16 +141,12 @@ class AsyncConsumer:
                 await ensure_groups(self.client, self._streams)  # queue was purged
                 continue
             for entry in batch:
-                self._inbox.put_nowait(entry)
-        await self._hand_back()
+                self._inbox.put(entry)
 
     def _release_holders(self) -> None:
         """No runs are on their way (the fetcher is about to wait on an empty queue, or
-        cannot reach Redis): the idle slots holding an outcome send it. Not through the
-        inbox: a slot holding nothing could take a holder's wake-up there."""
-        if self._release is not None:
-            self._release.set_result(None)
-            self._release = None
+        cannot reach Redis): the idle slots holding an outcome send it."""
+        self._inbox.release_holders()
 
     async def _fetch(self, count: int) -> list[StreamEntry]:
         """New runs, highest priority first, one script call per partition tried
@@ -234,12 +221,8 @@ class AsyncConsumer:
         found.sort(key=lambda e: self._order.get(e.stream, 0))
         return found
 
-    async def _hand_back(self) -> None:
+    async def _hand_back(self, left: list[StreamEntry]) -> None:
         """Return runs fetched but never started to their streams, for other workers."""
-        left = []
-        while not self._inbox.empty():
-            if not isinstance(entry := self._inbox.get_nowait(), Signal):
-                left.append(entry)
         for stream, entry_id, fields in left:
             try:
                 async with self.client.pipeline(transaction=True) as pipe:
@@ -253,38 +236,25 @@ class AsyncConsumer:
             log.info("handed back %d prefetched runs", len(left))
 
     # -- the slots ---------------------------------------------------------------------------
-    async def _take(self, holding: bool) -> StreamEntry | Signal:
-        """The next item of the inbox, as an idle slot (the fetcher reads for it); for a
-        slot ``holding`` an outcome, ``SEND_HELD`` if the fetcher finds nothing first."""
-        self._idle += 1
+    async def _next(self, slot: _Slot) -> StreamEntry | Signal:
+        """A slot's next run, waiting for the fetcher if none is ready; for a slot that
+        holds an outcome, ``SEND_HELD`` if the fetcher finds nothing first."""
+        entry = self._inbox.get_nowait()
+        if entry is not None:
+            if len(self._inbox) <= self._low:
+                self._wanted.set()
+            return entry
+        if self._blocking:  # no runs on their way: nothing to send the outcome with
+            await slot.io(slot.send_held)
         self._wanted.set()
-        try:
-            if not holding:
-                return await self._inbox.get()
-            if self._release is None:
-                self._release = asyncio.get_running_loop().create_future()
-            release, get = self._release, asyncio.ensure_future(self._inbox.get())
-            await asyncio.wait((get, release), return_when=asyncio.FIRST_COMPLETED)
-            if not get.done():
-                get.cancel()  # the inbox keeps an item that a cancelled get was handed
-                return Signal.SEND_HELD
-            return get.result()
-        finally:
-            self._idle -= 1
+        return await self._inbox.get(holding=slot.held is not None)
 
     async def _slot(self, index: int, stop: asyncio.Event) -> None:
         with self.slots.slot(index):
             slot = _Slot(self, self.runners(index), stop)
             backoff = Backoff(0.5, 30.0)
             while True:
-                if self._inbox.empty():
-                    if self._blocking:  # no runs on their way: nothing to send it with
-                        await slot.io(slot.send_held)
-                    entry = await self._take(slot.held is not None)
-                else:
-                    entry = self._inbox.get_nowait()
-                    if self._inbox.qsize() <= self._low:
-                        self._wanted.set()
+                entry = await self._next(slot)
                 if entry is Signal.SEND_HELD:
                     await slot.io(slot.send_held)
                     continue
@@ -302,7 +272,7 @@ class AsyncConsumer:
                         backoff.delay,
                     )
                     if not await backoff.asleep(stop):  # then again, as a sync slot would
-                        self._inbox.put_nowait(entry)
+                        self._inbox.put(entry)
 
 
 class _Slot:

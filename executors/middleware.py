@@ -149,23 +149,17 @@ class Retries(Middleware):
 
 
 class Counting(Middleware):
-    """Counts active, processed and failed runs for the heartbeat."""
+    """Counts slot ``index``'s active, processed and failed runs for the heartbeat."""
 
-    def __init__(self, counters: Counters) -> None:
+    def __init__(self, counters: Counters, index: int) -> None:
         self.counters = counters
+        self.index = index
 
     def before_execute(self, run: Execution) -> None:
-        with self.counters.active.get_lock():
-            self.counters.active.value += 1
+        self.counters.started(self.index)
 
     def after_execute(self, run: Execution, outcome: Outcome) -> None:
-        with self.counters.active.get_lock():
-            self.counters.active.value -= 1
-        with self.counters.processed.get_lock():
-            self.counters.processed.value += 1
-        if outcome.state == states.FAILURE:
-            with self.counters.failed.get_lock():
-                self.counters.failed.value += 1
+        self.counters.finished(self.index, failed=outcome.state == states.FAILURE)
 
 
 def _first(*values: int | None) -> int | None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import signal
 import socket
 import threading
@@ -81,7 +80,7 @@ class Worker:
             queues=list(options.queues),
             tasks=sorted(app.tasks),
         )
-        self.counters = heartbeat.Counters(*(multiprocessing.Value("q", 0) for _ in range(3)))
+        self.counters = heartbeat.Counters(options.concurrency)
         self.board = SlotBoard(options.concurrency)
         self.streams = all_streams(self.keys, options.queues)
         self._signals = 0
@@ -147,7 +146,7 @@ class Worker:
         """Slot ``index``'s runner, through the worker's middleware, then the app's."""
         middleware: list[Middleware] = [
             rate_limit,
-            Counting(self.counters),
+            Counting(self.counters, index),
             HardTimeLimit(self.board, index),
             Retries(),
             SoftTimeLimit(self.pool.interrupter),

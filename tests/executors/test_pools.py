@@ -16,7 +16,7 @@ from sdk import App, states
 from sdk.errors import TaskExpired, TaskNotFound
 from sdk.protocol.keys import Keys
 from tests.executors import tasks
-from tests.executors.conftest import WorkerFactory
+from tests.executors.conftest import WorkerFactory, wait_for
 
 
 @pytest.mark.cluster
@@ -30,6 +30,22 @@ def test_add_returns_the_result(pool: str, start_worker: WorkerFactory, app: App
     assert run["attempts"] == 1
     assert run["worker"].startswith("w0-")
     assert run["runtime_ms"] is not None and run["finished_at"] >= run["started_at"]
+
+
+def test_the_heartbeat_counts_every_slots_runs(
+    pool: str, start_worker: WorkerFactory, app: App, r: redis.Redis
+) -> None:
+    """The counts are per slot, summed by the main process: prefork children's too."""
+    proc = start_worker(pool, "-c", "3")
+    results = [app.send_task("t.add", [i, i]) for i in range(12)]
+    results += [app.send_task("t.fail", ["counted"]) for _ in range(3)]
+    for result in results:
+        result.get(timeout=10, propagate=False)
+    worker = f"w0-{os.getpid()}"
+    beat = lambda: json.loads(r.hget(Keys().workers, worker) or "{}")  # noqa: E731
+    wait_for(lambda: beat().get("processed") == 15, timeout=10)  # the next beat, 2 s at most
+    assert (beat()["failed"], beat()["active"]) == (3, 0)
+    assert proc.poll() is None
 
 
 @pytest.mark.cluster

@@ -121,7 +121,7 @@ def test_last_event_id_resumes_and_filters(r: redis.Redis, pgw: Gateway, keys: K
 
 def test_worker_events(r: redis.Redis, pgw: Gateway, keys: Keys) -> None:
     info = heartbeat.WorkerInfo("w-events", "threads", 2, ["default"], [])
-    counters = heartbeat.Counters(*(_Value() for _ in range(3)))  # type: ignore[arg-type]
+    counters = heartbeat.Counters(2)
 
     def lifecycle() -> None:
         heartbeat.beat(r, keys, info, counters)
@@ -155,7 +155,3 @@ def test_bad_requests_and_disconnects(pgw: Gateway, keys: Keys) -> None:
     while any(h.subscribers for h in hubs) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(h.subscribers for h in hubs)  # every closed client was let go
-
-
-class _Value:
-    value = 0

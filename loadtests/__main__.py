@@ -3,6 +3,7 @@
     python -m loadtests bench [--quick] [--runs N] [--repeat 3] [--only enqueue,drain,...]
     python -m loadtests longpoll [--clients 2000 ...]
     python -m loadtests scheduler-lateness [--schedules 1000 ...]
+    python -m loadtests cluster-drain [--runs 20000 --queues 6 ...]
 
 Each command takes --help.
 """
@@ -16,6 +17,7 @@ COMMANDS = {
     "bench": "loadtests.bench",
     "longpoll": "loadtests.longpoll",
     "scheduler-lateness": "loadtests.scheduler_lateness",
+    "cluster-drain": "loadtests.cluster_drain",
 }
 
 
@@ -27,7 +29,7 @@ def main() -> int:
     module = importlib.import_module(COMMANDS[name])
     if name == "bench":
         return int(module.main(argv))
-    sys.argv = [f"python -m loadtests {name}", *argv]  # these two parse sys.argv themselves
+    sys.argv = [f"python -m loadtests {name}", *argv]  # these parse sys.argv themselves
     module.main()
     return 0
 

@@ -34,6 +34,13 @@ def task_name(kind: str, pool: str) -> str:
     return f"bench.{kind}"
 
 
+def worker_command(redis_url: str, pool: str, *extra: str) -> list[str]:
+    """A worker of the benchmark's tasks on ``redis_url``, in ``pool`` (a key of the pools)."""
+    app = ["-A", "loadtests.peers.celeriac_app", "--redis-url", redis_url]
+    options = ["--log-level", "warning", *_POOLS[pool], *extra]
+    return python("-m", "sdk.cli", "worker", *app, *options)
+
+
 class CeleriacPeer:
     name = "celeriac"
     pools: Sequence[str] = tuple(_POOLS)
@@ -50,8 +57,7 @@ class CeleriacPeer:
         return _CONCURRENT if kind == "sleep" else [p for p in self.pools if p not in _CONCURRENT]
 
     def worker_command(self, pool: str) -> list[str]:
-        app = ["-A", "loadtests.peers.celeriac_app", "--redis-url", self.redis_url]
-        return python("-m", "sdk.cli", "worker", *app, "--log-level", "warning", *_POOLS[pool])
+        return worker_command(self.redis_url, pool)
 
     def sender(self, kind: str, pool: str) -> Callable[[], Any]:
         task = self.app.tasks[task_name(kind, pool)]

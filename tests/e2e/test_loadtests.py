@@ -35,6 +35,23 @@ def test_bench_drains_and_prints_a_table(tmp_path: Path) -> None:
     assert '"metric": "drain/s"' in out.read_text()
 
 
+def test_cluster_drain_loses_nothing_on_either_backend() -> None:
+    args = ["--runs", "300", "--repeat", "1", "--pools", "threads -c 8", "--timeout", "60"]
+    done = subprocess.run(
+        [sys.executable, "-m", "loadtests", "cluster-drain", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if not k.startswith("CELERIAC_")},
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stderr
+    row = next(line for line in done.stdout.splitlines() if line.startswith("| threads -c 8"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[4] == "0 / 0", row  # every run SUCCESS with its result, on both
+
+
 def test_ratios_are_celeriac_over_each_peer() -> None:
     results = Results()
     for system, rate in (("celeriac", 300.0), ("celery", 100.0), ("dramatiq", 150.0)):

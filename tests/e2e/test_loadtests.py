@@ -17,18 +17,23 @@ from loadtests.table import comparison, peer_rows
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_bench_drains_and_prints_a_table(tmp_path: Path) -> None:
-    out = tmp_path / "bench.json"
-    args = ["--quick", "--runs", "200", "--only", "drain", "--systems", "celeriac"]
-    done = subprocess.run(
-        [sys.executable, "-m", "loadtests", "bench", *args, "--kinds", "add", "--json", str(out)],
+def loadtests(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``python -m loadtests ARGS`` from the repository, outside any CELERIAC_ setting."""
+    return subprocess.run(
+        [sys.executable, "-m", "loadtests", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=90,
+        timeout=timeout,
         env={k: v for k, v in os.environ.items() if not k.startswith("CELERIAC_")},
         stdin=subprocess.DEVNULL,
     )
+
+
+def test_bench_drains_and_prints_a_table(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    args = ["--quick", "--runs", "200", "--only", "drain", "--systems", "celeriac"]
+    done = loadtests("bench", *args, "--kinds", "add", "--json", str(out), timeout=90)
     assert done.returncode == 0, done.stderr
     assert "| drain prefork -c 2, add (runs/s)" in done.stdout
     assert "!!" not in done.stderr  # no experiment failed
@@ -37,15 +42,7 @@ def test_bench_drains_and_prints_a_table(tmp_path: Path) -> None:
 
 def test_cluster_drain_loses_nothing_on_either_backend() -> None:
     args = ["--runs", "300", "--repeat", "1", "--pools", "threads -c 8", "--timeout", "60"]
-    done = subprocess.run(
-        [sys.executable, "-m", "loadtests", "cluster-drain", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={k: v for k, v in os.environ.items() if not k.startswith("CELERIAC_")},
-        stdin=subprocess.DEVNULL,
-    )
+    done = loadtests("cluster-drain", *args, timeout=120)
     assert done.returncode == 0, done.stderr
     row = next(line for line in done.stdout.splitlines() if line.startswith("| threads -c 8"))
     cells = [c.strip() for c in row.strip("|").split("|")]

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 
-@dataclass(frozen=True)
-class Request:
-    """The run being executed; empty when a task is called directly."""
+
+class Request(msgspec.Struct, frozen=True):
+    """The run being executed; empty when a task is called directly. A frozen Struct:
+    one is built per run, and a frozen dataclass of these fields took 2.2 us to build."""
 
     id: str | None = None
     task: str | None = None
     args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    kwargs: dict[str, Any] = msgspec.field(default_factory=dict)
     retries: int = 0
     delivery_count: int = 0
     queue: str | None = None

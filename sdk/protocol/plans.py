@@ -280,6 +280,9 @@ def fetch(
     )
 
 
+_STEP_PARTS = {lua.START.name: "start", lua.FETCH.name: "fetch"}  # what step.lua runs after
+
+
 def step(
     outcome: ScriptCall[bool] | None, then: ScriptCall[R] | None
 ) -> ScriptCall[tuple[bool | None, R | None]]:
@@ -287,7 +290,7 @@ def step(
     reply: whether the outcome was stored (None when none was sent) and ``then``'s reply
     (None when there is no ``then``)."""
     o_keys, o_args = (outcome.keys, outcome.args) if outcome else ([], [])
-    part = {lua.START.name: "start", lua.FETCH.name: "fetch"}[then.script.name] if then else ""
+    part = _STEP_PARTS[then.script.name] if then else ""
     t_keys, t_args = (then.keys, then.args) if then else ([], [])
 
     def parse(reply: Any) -> tuple[bool | None, R | None]:

@@ -34,14 +34,18 @@ class Inbox(Generic[T]):
     def __len__(self) -> int:
         return len(self._items)
 
-    def put(self, item: T) -> None:
+    def put(self, item: T, first: bool = False) -> None:
+        """To the first waiting slot, else into the inbox (at its head if ``first``)."""
         while self._waiters:
             future, _holding = self._waiters.popleft()
             if not future.done():  # else its slot was cancelled
                 self.waiting -= 1
                 future.set_result(item)
                 return
-        self._items.append(item)
+        if first:
+            self._items.appendleft(item)
+        else:
+            self._items.append(item)
 
     def get_nowait(self) -> T | None:
         return self._items.popleft() if self._items else None
@@ -57,9 +61,12 @@ class Inbox(Generic[T]):
         self.waiting += 1
         try:
             return await future
-        finally:
-            if not future.done() or future.cancelled():
+        except asyncio.CancelledError:
+            if future.cancelled():
                 self.waiting -= 1  # cancelled while it waited
+            elif not isinstance(item := future.result(), Signal):
+                self.put(item, first=True)  # handed a run as it was cancelled: not lost
+            raise
 
     def release_holders(self) -> None:
         """Wake the waiting slots that hold an outcome, with ``SEND_HELD``."""

@@ -71,3 +71,18 @@ def test_closing_wakes_every_slot_and_returns_the_runs_no_slot_took() -> None:
         assert await full.get() is Signal.CLOSED
 
     asyncio.run(asyncio.wait_for(scenario(), 5))
+
+
+def test_a_run_handed_to_a_slot_cancelled_before_it_woke_goes_to_the_next() -> None:
+    async def scenario() -> None:
+        inbox: Inbox[str] = Inbox()
+        doomed = asyncio.ensure_future(inbox.get())
+        await settle()
+        inbox.put("run")  # handed over: its slot has not run since
+        doomed.cancel()
+        await settle()
+        assert doomed.cancelled()
+        assert inbox.waiting == 0
+        assert await inbox.get() == "run"  # kept, for whoever asks next
+
+    asyncio.run(asyncio.wait_for(scenario(), 5))

@@ -126,27 +126,22 @@ class AsyncConsumer:
                 else:
                     batch = await self._fetch(count)
                     if not batch and not stop.is_set():
-                        self._release_holders()  # nothing queued: held outcomes go now
+                        self._inbox.release_holders()  # nothing queued: held outcomes go now
                         batch = await self._block(count)
                 backoff.reset()
             except UNREACHABLE as exc:
-                self._release_holders()
+                self._inbox.release_holders()  # no runs on their way either
                 log.warning("Redis unreachable (%s); retrying in %.1fs", exc, backoff.delay)
                 await backoff.asleep(stop)
                 continue
             except redis.ResponseError as exc:
-                self._release_holders()
+                self._inbox.release_holders()  # no runs on their way either
                 if "NOGROUP" not in str(exc):
                     raise
                 await ensure_groups(self.client, self._streams)  # queue was purged
                 continue
             for entry in batch:
                 self._inbox.put(entry)
-
-    def _release_holders(self) -> None:
-        """No runs are on their way (the fetcher is about to wait on an empty queue, or
-        cannot reach Redis): the idle slots holding an outcome send it."""
-        self._inbox.release_holders()
 
     async def _fetch(self, count: int) -> list[StreamEntry]:
         """New runs, highest priority first, one script call per partition tried

@@ -51,7 +51,6 @@ class Runner:
         self.app = app
         self.codec = codec
         self.worker_id = worker_id
-        self.middleware = middleware
         self.state_writer = state_writer
         self.run_async = run_async
         self._async: dict[str, bool] = {}  # by task name: is it an async def

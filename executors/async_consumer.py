@@ -218,15 +218,15 @@ class AsyncConsumer:
 
     async def _hand_back(self, left: list[StreamEntry]) -> None:
         """Return runs fetched but never started to their streams, for other workers."""
-        for stream, entry_id, fields in left:
+        for entry in left:
             try:
                 async with self.client.pipeline(transaction=True) as pipe:
-                    pipe.xadd(stream, fields)  # type: ignore[arg-type]
-                    pipe.xack(stream, GROUP, entry_id)
-                    pipe.xdel(stream, entry_id)
+                    pipe.xadd(entry.stream, entry.fields)  # type: ignore[arg-type]
+                    pipe.xack(entry.stream, GROUP, entry.id)
+                    pipe.xdel(entry.stream, entry.id)
                     await pipe.execute()
             except UNREACHABLE:
-                log.warning("could not hand back run entry %s: it stays pending", entry_id)
+                log.warning("could not hand back run entry %s: it stays pending", entry.id)
         if left:
             log.info("handed back %d prefetched runs", len(left))
 

@@ -291,11 +291,11 @@ class Consumer:
 
     def _hand_back(self, entries: Sequence[StreamEntry]) -> None:
         """Return prefetched runs that never started to their streams, for other workers."""
-        for stream, entry_id, fields in entries:
+        for entry in entries:
             pipe = self.broker.redis.pipeline(transaction=True)
-            pipe.xadd(stream, fields)  # type: ignore[arg-type]
-            pipe.xack(stream, GROUP, entry_id)
-            pipe.xdel(stream, entry_id)
+            pipe.xadd(entry.stream, entry.fields)  # type: ignore[arg-type]
+            pipe.xack(entry.stream, GROUP, entry.id)
+            pipe.xdel(entry.stream, entry.id)
             pipe.execute()
         if entries:
             log.info("handed back %d prefetched runs", len(entries))

@@ -25,8 +25,9 @@ calls overrides both).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
+
+import msgspec
 
 from sdk.protocol import Message
 
@@ -34,8 +35,7 @@ if TYPE_CHECKING:
     from sdk.task import Task
 
 
-@dataclass
-class Outcome:
+class Outcome(msgspec.Struct):
     """What the finish script stores: a terminal state and the record fields to set.
 
     ``RETRY`` is the one non-terminal outcome: the run goes back to Redis, due in
@@ -43,7 +43,7 @@ class Outcome:
     """
 
     state: str
-    fields: dict[str, Any] = field(default_factory=dict)
+    fields: dict[str, Any] = msgspec.field(default_factory=dict)
     runtime_ms: int | None = None
     countdown: float | None = None
 
@@ -58,8 +58,7 @@ class OutcomeBuilder(Protocol):
         """A RETRY due in ``countdown`` seconds, recording ``cause`` as the last error."""
 
 
-@dataclass
-class Execution:
+class Execution(msgspec.Struct):
     """One run being executed, as middleware sees it."""
 
     task: Task[Any, Any]
@@ -69,7 +68,7 @@ class Execution:
     attempts: int  # executions started, this one included
     #: Builds outcomes the way the executor stores them (``failure(exc)``, ``retry(...)``).
     outcomes: OutcomeBuilder
-    notes: dict[str, Any] = field(default_factory=dict)  # per-run state for middleware
+    notes: dict[str, Any] = msgspec.field(default_factory=dict)  # per-run state for middleware
 
 
 class Middleware:

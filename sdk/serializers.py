@@ -110,10 +110,12 @@ class Codec:
         return content_type_of(content_type) in self._serializers
 
     def serializer(self, content_type: str) -> Serializer:
-        try:
-            return self._serializers[content_type_of(content_type)]
-        except KeyError:
-            raise UnsupportedContentType(f"unsupported content type {content_type!r}") from None
+        found = self._serializers.get(content_type)  # mostly canonical already: once per run
+        if found is None:
+            found = self._serializers.get(content_type_of(content_type))
+        if found is None:
+            raise UnsupportedContentType(f"unsupported content type {content_type!r}")
+        return found
 
     def encode(self, obj: Any, content_type: str) -> tuple[bytes, str | None]:
         """Serialize ``obj``; returns the bytes and their signature (None if not needed)."""
@@ -130,7 +132,10 @@ class Codec:
 
     def verify(self, data: bytes, content_type: str, signature: str | None) -> None:
         """Refuse a payload whose serializer needs a signature it does not carry."""
-        if not self.serializer(content_type).requires_signature:
+        self._verify(self.serializer(content_type), data, signature)
+
+    def _verify(self, ser: Serializer, data: bytes, signature: str | None) -> None:
+        if not ser.requires_signature:
             return
         if self.signer is None:
             raise SignatureError("signed payloads need CELERIAC_SIGNING_KEY to be set")
@@ -138,8 +143,9 @@ class Codec:
 
     def decode(self, data: bytes, content_type: str, signature: str | None = None) -> Any:
         """Deserialize ``data``; a pickle is verified before a single byte is unpickled."""
-        self.verify(data, content_type, signature)
+        ser = self.serializer(content_type)
+        self._verify(ser, data, signature)
         try:
-            return self.serializer(content_type).loads(data)
+            return ser.loads(data)
         except Exception as exc:  # a bad payload must never escape as anything else
             raise SerializationError(f"cannot decode {content_type}: {exc}") from exc

@@ -50,7 +50,8 @@ class Keys:
         return cls(settings.prefix, settings.partition_count)
 
     def partition(self, run_id: str) -> int:
-        return partition_of(run_id, self.partitions)
+        # Inlined for one partition: a worker asks several times per run.
+        return 0 if self.partitions == 1 else partition_of(run_id, self.partitions)
 
     def key_partition(self, idempotency_key: str) -> int:
         return partition_of(idempotency_key, self.partitions)
@@ -123,7 +124,7 @@ class Keys:
     # -- per run (in the run's partition) --------------------------------------------------------
     def run(self, run_id: str) -> str:
         """Hash holding a run's record: state, timings, result or error, the message."""
-        return f"{self._tag(self.partition(run_id))}:run:{run_id}"
+        return f"{self._tags[self.partition(run_id)]}:run:{run_id}"
 
     def webhook(self, run_id: str) -> str:
         """Hash: a run's webhook delivery while it is pending (url, payload, attempts)."""

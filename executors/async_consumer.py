@@ -326,7 +326,8 @@ class _Slot:
 
     def finish(self, entry: StreamEntry, message: p.Message, outcome: Outcome) -> None:
         """Hold the outcome for the next call."""
-        self.held = entries.finish(self.keys, self.consumer.limits, entry, message, outcome)
+        limits, codec = self.consumer.limits, self.runner.codec
+        self.held = entries.finish(self.keys, limits, entry, message, outcome, codec)
         self.held_run = message.id
 
     async def send_held(self) -> None:

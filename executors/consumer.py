@@ -257,7 +257,7 @@ class Consumer:
         """Hold the outcome for the next step; stored at once when nothing else comes."""
         self._store_outcome(stop)  # only after an outage: one outcome held at a time
         self._outcome = entries.finish(
-            self.broker.keys, self.broker.limits, entry, message, outcome
+            self.broker.keys, self.broker.limits, entry, message, outcome, self.runner.codec
         )
         self._outcome_run = message.id
 

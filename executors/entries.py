@@ -13,11 +13,12 @@ import msgspec
 
 from sdk import protocol as p
 from sdk import states
-from sdk.errors import ProtocolError, UnknownProtocolVersion
+from sdk.errors import CeleriacError, ProtocolError, SerializationError, UnknownProtocolVersion
+from sdk.exceptions_wire import describe
 from sdk.middleware import Outcome
 from sdk.protocol import plans
 from sdk.protocol.keys import Keys
-from sdk.protocol.plans import Limits, ScriptCall, Start, StreamEntry
+from sdk.protocol.plans import Follow, Limits, ScriptCall, Start, StreamEntry, Submission
 from sdk.serializers import Codec
 
 log = logging.getLogger("celeriac.consumer")
@@ -74,9 +75,15 @@ def dead(message: p.Message, deliveries: int, codec: Codec, max_deliveries: int)
 
 
 def finish(
-    keys: Keys, limits: Limits, entry: StreamEntry, message: p.Message, outcome: Outcome
+    keys: Keys,
+    limits: Limits,
+    entry: StreamEntry,
+    message: p.Message,
+    outcome: Outcome,
+    codec: Codec,
 ) -> ScriptCall[bool]:
-    """The call that stores ``outcome`` and acknowledges the entry."""
+    """The call that stores ``outcome`` and acknowledges the entry, and, for a link of a
+    chain, submits the next link or ends the rest with it."""
     return plans.finish(
         keys,
         limits,
@@ -86,7 +93,56 @@ def finish(
         outcome.state,
         outcome.runtime_ms,
         outcome.fields,
+        follow(message, outcome, codec) if message.chain else None,
     )
+
+
+def follow(message: p.Message, outcome: Outcome, codec: Codec) -> Follow:
+    """What a chain link's outcome brings about: the next link, given the result unless
+    it is immutable; or, when it did not succeed, the end of every later link in its
+    state (a dead run's followers fail: only the run itself goes to the dead letters)."""
+    chain = message.chain or []
+    later = [link.message for link in chain]
+    if outcome.state != states.SUCCESS:
+        state = states.FAILURE if outcome.state == states.DEAD else outcome.state
+        fields = {k: v for k, v in outcome.fields.items() if k in _ERROR_FIELDS}
+        return Follow(fail=later, fail_state=state, fail_fields=fields)
+    try:
+        return Follow(submit=[next_link(message, outcome.value, codec)])
+    except CeleriacError as exc:  # the result cannot be an argument of the next link
+        log.error("run %s: the next link of its chain cannot start: %s", message.id, exc)
+        error = describe(exc)
+        return Follow(fail=later, fail_fields={p.F_ERROR: codec.encode(error, "json")[0]})
+
+
+_ERROR_FIELDS = frozenset({p.F_ERROR, p.F_EXC, p.F_EXC_SIG})
+
+
+def next_link(message: p.Message, value: object, codec: Codec) -> Submission:
+    """The first link of ``message``'s chain as a run, child of ``message``."""
+    link, rest = (message.chain or [])[0], (message.chain or [])[1:]
+    m = link.message
+    body, signature = link.body, m.signature
+    if not link.immutable:
+        payload = codec.decode(body, m.content_type, m.signature)
+        if not isinstance(payload, dict):
+            raise SerializationError(f"link {m.id}: body is not {{'args', 'kwargs'}}")
+        args = [value, *payload.get("args", ())]
+        body, signature = codec.encode(
+            {"args": args, "kwargs": payload.get("kwargs", {})}, m.content_type
+        )
+    now = p.now_ms()
+    submitted = msgspec.structs.replace(
+        m,
+        created_at=now,
+        eta=None if not link.countdown_ms else now + link.countdown_ms,
+        expires=None if link.expires_ms is None else now + link.expires_ms,
+        parent_id=message.id,
+        root_id=message.root_id or message.id,
+        signature=signature,
+        chain=rest or None,
+    )
+    return Submission(submitted, body)
 
 
 def retry(
@@ -104,4 +160,14 @@ def retry(
     return plans.retry(keys, limits, retried, entry.stream, entry.id, error, body)
 
 
-__all__ = ["Unreadable", "dead", "expired", "finish", "read", "retry", "settle_start"]
+__all__ = [
+    "Unreadable",
+    "dead",
+    "expired",
+    "finish",
+    "follow",
+    "next_link",
+    "read",
+    "retry",
+    "settle_start",
+]

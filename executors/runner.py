@@ -214,7 +214,7 @@ class Runner:
 
     def _success(self, value: Any, message: p.Message) -> Outcome:
         if message.ignore_result:
-            return Outcome(states.SUCCESS)
+            return Outcome(states.SUCCESS, value=value)
         try:
             data, sig = self.codec.encode(value, message.content_type)
         except CeleriacError as exc:
@@ -222,7 +222,7 @@ class Runner:
         fields: dict[str, Any] = {p.F_RESULT: data, p.F_RESULT_CT: message.content_type}
         if sig is not None:
             fields[p.F_RESULT_SIG] = sig
-        return Outcome(states.SUCCESS, fields)
+        return Outcome(states.SUCCESS, fields, value=value)
 
     # -- OutcomeBuilder (sdk/middleware.py): how middleware store a failure or a retry ----------
     def failure(self, exc: BaseException, message: p.Message) -> Outcome:

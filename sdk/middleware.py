@@ -46,6 +46,7 @@ class Outcome(msgspec.Struct):
     fields: dict[str, Any] = msgspec.field(default_factory=dict)
     runtime_ms: int | None = None
     countdown: float | None = None
+    value: Any = None  # what the task returned (SUCCESS), for the next link of a chain
 
 
 class OutcomeBuilder(Protocol):

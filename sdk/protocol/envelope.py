@@ -34,7 +34,24 @@ class Message(msgspec.Struct, kw_only=True):
     trace: str | None = None  # W3C traceparent of the submitter
     signature: str | None = None  # hex HMAC-SHA256 of body (required for pickle)
     ignore_result: bool = False
+    chain: list[Link] | None = None  # the links that run after this one (sdk/canvas.py)
     v: int = PROTOCOL_VERSION
+
+
+class Link(msgspec.Struct, kw_only=True):
+    """A later link of a chain, carried in the envelope of the link before it.
+
+    Built whole by the producer, with its id already given (of the first link's
+    partition, so the finish call that submits it stays in one Cluster slot). The worker
+    that finishes the link before submits it: ``args`` in ``body`` get that link's result
+    in front unless ``immutable``; ``countdown_ms`` and ``expires_ms`` count from then.
+    """
+
+    message: Message
+    body: bytes
+    immutable: bool = False
+    countdown_ms: int | None = None
+    expires_ms: int | None = None
 
 
 class _Versioned(msgspec.Struct):

@@ -59,8 +59,11 @@ class Keys:
     def run_id_for(self, idempotency_key: str) -> str:
         """A fresh run id of the key's partition, so the key and the run it creates
         are in one slot (a few tries on average: as many as there are partitions)."""
-        want = self.key_partition(idempotency_key)
-        while self.partition(run_id := new_id()) != want:
+        return self.new_run_id(self.key_partition(idempotency_key))
+
+    def new_run_id(self, part: int) -> str:
+        """A fresh run id of partition ``part`` (the links of a chain share one)."""
+        while self.partition(run_id := new_id()) != part:
             pass
         return run_id
 

@@ -246,9 +246,11 @@ def finish(
     state: str,
     runtime_ms: int | None,
     fields: Mapping[str, Arg],
+    then: Follow | None = None,
 ) -> ScriptCall[bool]:
     """Store a terminal outcome and acknowledge the entry (``entry_id`` "" for none);
-    False when an outcome was stored already."""
+    False when an outcome was stored already. ``then``: the runs this outcome submits,
+    or fails, in the same call (every one of the run's partition)."""
     part = keys.partition(message.id)
     args: list[Arg] = [
         message.id,
@@ -262,11 +264,46 @@ def finish(
         message.task,
         message.queue,
         keys.done_channel(message.id),
+        2 * len(fields),
     ]
     for name, value in fields.items():
         args += [name, value]
     run_keys = [keys.run(message.id), stream, keys.events(part), keys.dead(part, message.queue)]
+    if then is not None:
+        _follow(keys, limits, then, part, run_keys, args)
     return ScriptCall(lua.FINISH, run_keys, args, _bool)
+
+
+class Follow(msgspec.Struct, frozen=True):
+    """What an outcome brings about in its finish call: runs to submit (the next link of
+    a chain), and runs that end with it, in ``fail_state`` (the links after a link that
+    did not succeed). All of the finishing run's partition."""
+
+    submit: Sequence[Submission] = ()
+    fail: Sequence[Message] = ()
+    fail_state: str = states.FAILURE
+    fail_fields: Mapping[str, Arg] = msgspec.field(default_factory=dict)  # their record fields
+
+
+def _follow(
+    keys: Keys, limits: Limits, then: Follow, part: int, run_keys: list[str], args: list[Arg]
+) -> None:
+    args.append(len(then.submit))
+    for sub in then.submit:
+        if keys.partition(sub.message.id) != part:
+            raise ValueError(f"follow-up run {sub.message.id} is not of partition {part}")
+        k, a = _submit_plan(keys, limits, sub)
+        run_keys += k
+        args += [len(a), *a]
+    if then.fail:
+        args += [then.fail_state, 2 * len(then.fail_fields)]
+        for name, value in then.fail_fields.items():
+            args += [name, value]
+    for m in then.fail:
+        if keys.partition(m.id) != part:
+            raise ValueError(f"run {m.id} that fails with this one is not of partition {part}")
+        run_keys.append(keys.run(m.id))
+        args += [m.id, m.task, m.queue, keys.done_channel(m.id)]
 
 
 def _entries(reply: Any) -> list[StreamEntry]:

@@ -445,6 +445,63 @@ def test_finish_dead_writes_the_dead_letter_and_keeps_the_record(
     assert pending(r, entry.stream) == 0
 
 
+# -- finish with follow-ups (chains) --------------------------------------------------------------
+def chained(keys: Keys, m: Message) -> Message:
+    """A run of ``m``'s partition, as the next link of a chain: submitted by m's finish."""
+    return message(keys, part=keys.partition(m.id), parent_id=m.id, root_id=m.id)
+
+
+def test_finish_submits_the_next_link_with_the_outcome_and_only_once(
+    r: redis.Redis, scripts: Scripts, keys: Keys
+) -> None:
+    m, entry = started(r, scripts, keys)
+    nxt = chained(keys, m)
+    then = plans.Follow(submit=[Submission(nxt, b'{"args": [3, 4]}')])
+    call = plans.finish(keys, LIMITS, m, entry.stream, entry.id, states.SUCCESS, 7, {}, then)
+    assert scripts(call) is True
+    assert record(r, keys, m.id)["state"] == states.SUCCESS
+    link = record(r, keys, nxt.id)
+    assert link["state"] == states.PENDING and link["parent_id"] == m.id
+    assert link["body"] == '{"args": [3, 4]}'
+    queued = delivered(r, scripts, keys, nxt)
+    assert decode_envelope(queued.fields[b"env"]) == nxt
+    assert scripts(call) is False  # the same finish again (a redelivery): nothing new
+    stream = keys.stream(keys.partition(nxt.id), QUEUE, DEFAULT_PRIORITY)
+    assert r.xlen(stream) == 1 and events(r, keys, nxt.id) == [states.PENDING]
+
+
+def test_finish_ends_the_later_links_with_the_failure(
+    r: redis.Redis, scripts: Scripts, keys: Keys, listen: Listen
+) -> None:
+    m, entry = started(r, scripts, keys)
+    later = [chained(keys, m), chained(keys, m)]
+    done = listen(keys.done_channel(later[1].id))
+    error = b'{"type": "ValueError", "message": "boom", "traceback": null}'
+    then = plans.Follow(fail=later, fail_fields={"error": error})
+    call = plans.finish(
+        keys, LIMITS, m, entry.stream, entry.id, states.FAILURE, 7, {"error": error}, then
+    )
+    assert scripts(call) is True
+    for link in later:
+        run = record(r, keys, link.id)
+        assert run["state"] == states.FAILURE and run["error"] == error.decode()
+        assert run["task"] == "t.add" and run["queue"] == QUEUE and "runtime_ms" not in run
+        assert 0 < r.ttl(keys.run(link.id)) <= LIMITS.result_ttl
+        assert events(r, keys, link.id) == [states.FAILURE]
+    assert published(done) == [b"FAILURE"]
+
+
+def test_a_follow_up_of_another_partition_is_refused_before_anything_is_sent(
+    r: redis.Redis, scripts: Scripts
+) -> None:
+    keys = Keys("celeriac", 4)
+    m, entry = started(r, scripts, keys)
+    other = message(keys, part=(keys.partition(m.id) + 1) % 4)
+    then = plans.Follow(submit=[Submission(other, BODY)])
+    with pytest.raises(ValueError, match="not of partition"):
+        plans.finish(keys, LIMITS, m, entry.stream, entry.id, states.SUCCESS, 7, {}, then)
+
+
 # -- step -----------------------------------------------------------------------------------------
 def test_step_stores_an_outcome_then_starts_the_next_run(
     r: redis.Redis, scripts: Scripts, keys: Keys

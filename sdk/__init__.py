@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sdk import states
     from sdk.app import App
+    from sdk.canvas import Chain, Signature, chain, signature
     from sdk.errors import CeleriacError, Reject, Retry, TaskError
     from sdk.result import AsyncResult
     from sdk.schedules import crontab
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
 _WHERE = {
     "App": "sdk.app",
     "AsyncResult": "sdk.result",
+    "Chain": "sdk.canvas",
+    "Signature": "sdk.canvas",
+    "chain": "sdk.canvas",
+    "signature": "sdk.canvas",
     "CeleriacError": "sdk.errors",
     "Reject": "sdk.errors",
     "Retry": "sdk.errors",
@@ -32,11 +37,15 @@ __all__ = [
     "App",
     "AsyncResult",
     "CeleriacError",
+    "Chain",
     "Reject",
     "Retry",
+    "Signature",
     "Task",
     "TaskError",
+    "chain",
     "crontab",
+    "signature",
     "states",
 ]
 

@@ -8,9 +8,10 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar, overload
 
 from sdk.calls import Call, SendOptions
+from sdk.canvas import Chain, Signature
 from sdk.config import Settings, settings_from_object
 from sdk.context import Request, current_request
-from sdk.errors import DuplicateTask
+from sdk.errors import ConfigurationError, DuplicateTask
 from sdk.middleware import Middleware
 from sdk.protocol import new_id
 from sdk.result import AsyncResult, EagerResult
@@ -123,8 +124,16 @@ class App:
         name: str | None = None,
         **options: Any,
     ) -> str:
-        """Celery's ``add_periodic_task``: run ``sig`` (a task or task name) on ``schedule``
-        (seconds, a timedelta or a ``crontab``); the scheduler upserts it on start."""
+        """Celery's ``add_periodic_task``: run ``sig`` (a task, a task name or a signature,
+        ``add.s(1, 2)``) on ``schedule`` (seconds, a timedelta or a ``crontab``); the
+        scheduler upserts it on start. A signature's arguments and options are used
+        where ``args``, ``kwargs`` and ``options`` give none."""
+        if isinstance(sig, Chain):
+            raise ConfigurationError("a periodic task is one signature, not a chain (yet)")
+        if isinstance(sig, Signature):
+            args = tuple(args) or sig.args
+            kwargs = kwargs or sig.kwargs
+            options = {**sig.options, **options}
         task = task_name(sig)
         entry_name = name or default_name(task, schedule, args)
         entry = PeriodicTask(entry_name, task, schedule, tuple(args), dict(kwargs or {}), options)

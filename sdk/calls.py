@@ -13,7 +13,8 @@ import msgspec
 
 from sdk import protocol as p
 from sdk.errors import InvalidRequest
-from sdk.protocol.keys import DEFAULT_PRIORITY, PRIORITIES
+from sdk.protocol.envelope import Link
+from sdk.protocol.keys import DEFAULT_PRIORITY, PRIORITIES, Keys
 from sdk.protocol.plans import Submission
 from sdk.serializers import Codec
 
@@ -49,12 +50,16 @@ class BatchBody(msgspec.Struct):
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """A request to run ``task``: what a producer hands to a transport."""
+    """A request to run ``task``: what a producer hands to a transport. ``chain``: the
+    calls that run after it, each given the result before it (``sdk/canvas.py``)."""
 
     task: str
     args: tuple[Any, ...] | list[Any]
     kwargs: dict[str, Any]
     options: SendOptions
+    chain: tuple[Call, ...] = ()
+    immutable: bool = False  # as a link of a chain: not given the result before it
+    run_id: str | None = None  # given by the producer (a chain's links); else a fresh one
 
 
 def _eta_ms(opts: SendOptions, now: int) -> int | None:
@@ -111,12 +116,57 @@ def build_submission(
     default_queue: str,
     content_type: str,
     run_id: str | None = None,
+    keys: Keys | None = None,
 ) -> Submission:
-    """Encode ``call`` as a run: a fresh envelope and the serialized arguments."""
+    """Encode ``call`` as a run: a fresh envelope and the serialized arguments; with a
+    chain, its links ride in the envelope, with ids of this run's partition (``keys``)."""
     message = build_message(
-        call, default_queue=default_queue, content_type=content_type, run_id=run_id
+        call, default_queue=default_queue, content_type=content_type, run_id=call.run_id or run_id
     )
+    body = _body(call, codec, content_type, message)
+    if call.chain:
+        if keys is None:
+            raise ValueError("a chain needs the key layout, for its links' ids")
+        part = keys.partition(message.id)
+        links = []
+        for c in call.chain:
+            if c.run_id is not None and keys.partition(c.run_id) != part:
+                raise InvalidRequest(f"link {c.run_id} is not of the chain's partition")
+            links.append(
+                _link(c, codec, default_queue, content_type, c.run_id or keys.new_run_id(part))
+            )
+        message.chain = links
+    return Submission(message, body)
+
+
+def _body(call: Call, codec: Codec, content_type: str, message: p.Message) -> bytes:
     body, signature = codec.encode({"args": list(call.args), "kwargs": call.kwargs}, content_type)
     if signature is not None:
         message.signature = signature
-    return Submission(message, body)
+    return body
+
+
+def _link(call: Call, codec: Codec, default_queue: str, content_type: str, run_id: str) -> Link:
+    """A later link: its countdown and expiry count from when the link before finishes."""
+    if call.chain:
+        raise InvalidRequest("a link of a chain cannot carry a chain of its own")
+    opts = call.options
+    if opts.eta is not None or isinstance(opts.expires, str):
+        raise InvalidRequest("a link of a chain takes countdown= and expires= in seconds")
+    message = build_message(
+        Call(call.task, call.args, call.kwargs, _relative(opts)),
+        default_queue=default_queue,
+        content_type=content_type,
+        run_id=run_id,
+    )
+    return Link(
+        message=message,
+        body=_body(call, codec, content_type, message),
+        immutable=call.immutable,
+        countdown_ms=None if opts.countdown is None else int(opts.countdown * 1000),
+        expires_ms=None if opts.expires is None else int(float(opts.expires) * 1000),
+    )
+
+
+def _relative(opts: SendOptions) -> SendOptions:
+    return msgspec.structs.replace(opts, countdown=None, expires=None)

@@ -20,9 +20,10 @@ _LONG_POLL = 60.0  # one wait() call at most this long; get() loops for longer t
 class AsyncResult:
     """The outcome of one run. State is read fresh on each access, as in Celery."""
 
-    def __init__(self, run_id: str, app: App) -> None:
+    def __init__(self, run_id: str, app: App, parent: AsyncResult | None = None) -> None:
         self.id = run_id
         self.app = app
+        self.parent = parent  # the run before it in a chain
 
     def __repr__(self) -> str:
         return f"<AsyncResult {self.id}>"

@@ -95,10 +95,7 @@ class Signal:
 
 
 def task_name(sig: object) -> str:
-    """The task a periodic entry names: a Task object or its name.
-
-    Signatures (``add.s(1, 2)``) do not exist yet; when canvas lands, accept them here.
-    """
+    """The task a periodic entry names: a Task object, a signature, or its name."""
     name = getattr(sig, "name", sig)
     if not isinstance(name, str) or not name:
         raise ConfigurationError(f"a periodic task needs a task or a task name, not {sig!r}")

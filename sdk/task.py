@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar
 
 from sdk import schema
 from sdk.calls import Call, SendOptions
+from sdk.canvas import Signature
 from sdk.context import Request, get_request
 from sdk.errors import Retry
 
@@ -123,6 +124,22 @@ class Task(Generic[P, R]):
             "positional": positional,
             "doc": (self.fn.__doc__ or "").strip() or None,
         }
+
+    # -- signatures (sdk/canvas.py) ---------------------------------------------------------
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """A signature of this task: ``add.s(2, 2)``; later links give it their result."""
+        return Signature(self, args, kwargs)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """An immutable signature: it takes no result from a link before it."""
+        return Signature(self, args, kwargs, immutable=True)
+
+    def signature(
+        self, args: Any = None, kwargs: Any = None, *, immutable: bool = False, **options: Any
+    ) -> Signature:
+        return Signature(self, args or (), kwargs, options, immutable=immutable)
+
+    subtask = signature
 
     # -- submitting ------------------------------------------------------------------------
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult:

@@ -45,6 +45,7 @@ class RedisTransport:
                 default_queue=self._settings.default_queue,
                 content_type=self._content_type,
                 run_id=call.options.idempotency_key,
+                keys=self._keys,
             )
             for call in calls
         ]

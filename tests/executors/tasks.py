@@ -41,6 +41,11 @@ def add(x: int, y: int) -> int:
     return x + y
 
 
+@app.task(name="t.mul")
+def mul(x: int, y: int) -> int:
+    return x * y
+
+
 @app.task(name="t.fail")
 def fail(message: str) -> None:
     raise ValueError(message)

@@ -1,0 +1,274 @@
+"""Canvas: task calls as values (signatures) and chains of them, as in Celery.
+
+A ``Signature`` is a task name with arguments and options, made now and sent later:
+``add.s(2, 2)``, ``add.si(2, 2)`` (immutable: it takes no result from a link before it),
+``signature("proj.add", (2, 2), {}, {"countdown": 5})``. ``a | b`` chains them: each
+link's result becomes the first argument of the next, and the chain's result is the
+last link's. docs/canvas.md says what is stored where, and how it differs from Celery.
+
+A chain is sent as one run whose envelope carries the later links, each with its id
+already given (of the first run's partition); the worker that finishes a link submits
+the next one in the same script call that stores the outcome, so no crash loses a link
+or starts one twice (``sdk/protocol/scripts/finish.lua``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from sdk.calls import Call, SendOptions
+from sdk.errors import InvalidRequest
+from sdk.protocol.clock import new_id
+from sdk.protocol.keys import Keys
+from sdk.result import AsyncResult, EagerResult
+
+if TYPE_CHECKING:
+    from sdk.app import App
+    from sdk.task import Task
+
+
+class SignatureJSON(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A signature's JSON form: what ``to_dict()`` gives and ``signature()`` takes."""
+
+    task: str
+    args: list[Any] = msgspec.field(default_factory=list)
+    kwargs: dict[str, Any] = msgspec.field(default_factory=dict)
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
+    immutable: bool = False
+
+
+class Signature:
+    """One task call, with its arguments and options, to make later."""
+
+    def __init__(
+        self,
+        task: str | Task[Any, Any],
+        args: Iterable[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+        *,
+        immutable: bool = False,
+        app: App | None = None,
+    ) -> None:
+        if isinstance(task, str):
+            self.name, self._app = task, app
+        else:
+            self.name, self._app = task.name, app or task.app
+        self.args = tuple(args)
+        self.kwargs = dict(kwargs or {})
+        self.options = dict(options or {})
+        self.immutable = immutable
+
+    @property
+    def task(self) -> str:
+        """The task's name (Celery's ``sig.task``)."""
+        return self.name
+
+    @property
+    def app(self) -> App:
+        if self._app is None:
+            raise InvalidRequest(f"signature {self!r} has no app: give app= or use a task's .s()")
+        return self._app
+
+    def __repr__(self) -> str:
+        parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
+        return f"{self.name}({', '.join(parts)}){'!' if self.immutable else ''}"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Signature) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable (set), as Celery's
+
+    # -- deriving ----------------------------------------------------------------------------
+    def set(self, *, immutable: bool | None = None, **options: Any) -> Signature:
+        """Change options in place (``queue=``, ``countdown=``, ``priority=``...); returns it."""
+        if immutable is not None:
+            self.immutable = immutable
+        self.options.update(options)
+        return self
+
+    def clone(
+        self, args: Iterable[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
+    ) -> Signature:
+        """A copy, with ``args`` in front of its own and ``kwargs`` over its own (unless it
+        is immutable, when only the options change)."""
+        merged_args, merged_kwargs = self._merge(tuple(args), dict(kwargs or {}))
+        return Signature(
+            self.name,
+            merged_args,
+            merged_kwargs,
+            {**self.options, **options},
+            immutable=self.immutable,
+            app=self._app,
+        )
+
+    def _merge(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        if self.immutable:
+            return self.args, dict(self.kwargs)
+        return args + self.args, {**self.kwargs, **kwargs}
+
+    # -- running -------------------------------------------------------------------------------
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the task here and now, as Celery's ``sig()`` does (not a run)."""
+        merged_args, merged_kwargs = self._merge(args, kwargs)
+        return self.app.tasks[self.name](*merged_args, **merged_kwargs)
+
+    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
+        return self.apply_async(args, kwargs)
+
+    def apply_async(
+        self, args: Iterable[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
+    ) -> AsyncResult:
+        """Submit a run of it, ``args`` in front of its own (partial application)."""
+        call = self.clone(args, kwargs, **options).to_call()
+        task = self.app.tasks.get(self.name)
+        if self.app.conf.task_always_eager and task is not None:
+            return self.app.run_eagerly(task, call)
+        return self.app.send_calls([call])[0]
+
+    def to_call(self, run_id: str | None = None) -> Call:
+        """The run to make, with the task's own default options under the signature's."""
+        task = self._app.tasks.get(self.name) if self._app is not None else None
+        options = dict(self.options)
+        if task is not None:
+            call = task._call(self.args, self.kwargs, options)
+        else:
+            call = Call(self.name, self.args, self.kwargs, _send_options(options))
+        return Call(
+            call.task, call.args, call.kwargs, call.options, immutable=self.immutable, run_id=run_id
+        )
+
+    def __or__(self, other: Signature | Chain) -> Chain:
+        return Chain(self, other)
+
+    # -- JSON ----------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        spec = SignatureJSON(
+            task=self.name,
+            args=list(self.args),
+            kwargs=self.kwargs,
+            options=self.options,
+            immutable=self.immutable,
+        )
+        return msgspec.to_builtins(spec)  # type: ignore[no-any-return]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], app: App | None = None) -> Signature:
+        try:
+            spec = msgspec.convert(data, SignatureJSON)
+        except msgspec.ValidationError as exc:
+            raise InvalidRequest(f"not a signature: {exc}") from exc
+        return cls(
+            spec.task, spec.args, spec.kwargs, spec.options, immutable=spec.immutable, app=app
+        )
+
+
+def _send_options(options: dict[str, Any]) -> SendOptions:
+    try:
+        return SendOptions(**options)
+    except TypeError as exc:
+        raise TypeError(f"unknown apply_async option(s): {exc}") from None
+
+
+def signature(
+    task: str | Task[Any, Any] | Signature | Mapping[str, Any],
+    args: Iterable[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
+    *,
+    immutable: bool = False,
+    app: App | None = None,
+) -> Signature:
+    """Celery's ``signature()``: from a task or its name, or from the JSON form."""
+    if isinstance(task, Signature):
+        return task.clone()
+    if isinstance(task, Mapping):
+        return Signature.from_dict(task, app)
+    return Signature(task, args, kwargs, options, immutable=immutable, app=app)
+
+
+class Chain:
+    """Links run one after another, each given the result of the one before (unless it
+    is immutable); the chain's result is the last one's. ``chain(a, b)`` or ``a | b``."""
+
+    def __init__(self, *links: Signature | Chain | Iterable[Signature]) -> None:
+        flat: list[Signature] = []
+        for link in links:
+            if isinstance(link, Chain):
+                flat += link.links
+            elif isinstance(link, Signature):
+                flat.append(link)
+            elif isinstance(link, Iterable) and not isinstance(link, str | bytes | Mapping):
+                flat += Chain(*link).links
+            else:
+                raise TypeError(f"a chain links signatures, not {link!r}")
+        self.links: list[Signature] = flat
+
+    def __repr__(self) -> str:
+        return " | ".join(map(repr, self.links))
+
+    def __or__(self, other: Signature | Chain) -> Chain:
+        return Chain(self, other)
+
+    @property
+    def app(self) -> App:
+        if not self.links:
+            raise InvalidRequest("an empty chain has nothing to run")
+        return self.links[0].app
+
+    def __call__(self, *args: Any, **kwargs: Any) -> AsyncResult:
+        """Send it, as Celery's ``chain()`` does (it is not run here)."""
+        return self.apply_async(args, kwargs)
+
+    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
+        return self.apply_async(args, kwargs)
+
+    def apply_async(
+        self, args: Iterable[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
+    ) -> AsyncResult:
+        """Send the chain; ``args``, ``kwargs`` and ``options`` go to its first link. The
+        result is the last link's, its ``parent`` the one before, and so on."""
+        app = self.app
+        first = self.links[0].clone(args, kwargs, **options)
+        if app.conf.task_always_eager:
+            return self._run_eagerly(app, [first, *self.links[1:]])
+        keys = Keys.from_settings(app.conf)
+        ids = [new_id()]
+        ids += [keys.new_run_id(keys.partition(ids[0])) for _ in self.links[1:]]
+        head = first.to_call(ids[0])
+        later = tuple(link.to_call(i) for link, i in zip(self.links[1:], ids[1:], strict=True))
+        call = Call(head.task, head.args, head.kwargs, head.options, chain=later, run_id=ids[0])
+        app.send_calls([call])
+        result: AsyncResult | None = None
+        for run_id in ids:
+            result = AsyncResult(run_id, app, parent=result)
+        assert result is not None
+        return result
+
+    def _run_eagerly(self, app: App, links: list[Signature]) -> AsyncResult:
+        result: AsyncResult | None = None
+        for i, link in enumerate(links):
+            if i > 0 and not link.immutable:
+                assert isinstance(result, EagerResult)
+                link = link.clone((result.get(),))
+            task = app.tasks[link.name]
+            eager = app.run_eagerly(task, link.to_call())
+            eager.parent = result
+            result = eager
+            if eager.failed():
+                break
+        assert result is not None
+        return result
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"chain": [link.to_dict() for link in self.links]}
+
+
+chain = Chain
+
+__all__ = ["Chain", "Signature", "SignatureJSON", "chain", "signature"]

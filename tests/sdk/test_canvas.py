@@ -1,0 +1,121 @@
+"""Signatures and chains as values: arguments, options, JSON, and chains run eagerly."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from sdk import App, Chain, Signature, chain, signature
+from sdk.errors import ConfigurationError, InvalidRequest
+
+
+@pytest.fixture
+def app() -> Iterator[App]:
+    app = App("canvas", redis_url="redis://127.0.0.1:1/0")  # never reached: eager or unsent
+    app.conf.task_always_eager = True
+
+    @app.task(name="c.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    @app.task(name="c.mul", queue="math", priority=3)
+    def mul(x: int, y: int) -> int:
+        return x * y
+
+    @app.task(name="c.fail")
+    def fail(x: int) -> int:
+        raise ValueError(f"no {x}")
+
+    yield app
+    app.close()
+
+
+def test_s_keeps_arguments_and_calls_here_with_partial_arguments_in_front(app: App) -> None:
+    add = app.tasks["c.add"]
+    sig = add.s(2)
+    assert isinstance(sig, Signature) and sig.task == "c.add" and sig.args == (2,)
+    assert sig(5) == 7  # Celery: calling a signature runs the task in this process
+    assert repr(add.s(2, y=3)) == "c.add(2, y=3)"
+
+
+def test_si_is_immutable_clone_and_set(app: App) -> None:
+    add = app.tasks["c.add"]
+    frozen = add.si(1, 2)
+    assert frozen.clone((10,)).args == (1, 2)  # immutable: takes no result
+    sig = add.s(2).set(countdown=5, queue="q2")
+    assert sig.options == {"countdown": 5, "queue": "q2"}
+    copy = sig.clone((1,), priority=9)
+    assert copy.args == (1, 2) and copy.options == {"countdown": 5, "queue": "q2", "priority": 9}
+    assert sig.options == {"countdown": 5, "queue": "q2"}  # the clone is a copy
+
+
+def test_json_form_round_trips(app: App) -> None:
+    sig = app.tasks["c.add"].si(1, 2).set(queue="q")
+    data = sig.to_dict()
+    assert data == {"task": "c.add", "args": [1, 2], "options": {"queue": "q"}, "immutable": True}
+    assert signature(data, app=app) == sig
+    assert signature("c.add", (1, 2), {}, {"queue": "q"}, immutable=True, app=app) == sig
+
+
+def test_a_bad_json_form_is_a_clear_error(app: App) -> None:
+    with pytest.raises(InvalidRequest, match="not a signature"):
+        signature({"args": [1]}, app=app)  # no task
+    with pytest.raises(InvalidRequest, match="no app"):
+        signature("c.add", (1, 2)).delay()
+
+
+def test_the_task_defaults_apply_under_the_signature_options(app: App) -> None:
+    call = app.tasks["c.mul"].s(2, 3).set(priority=8).to_call()
+    assert call.options.queue == "math" and call.options.priority == 8
+
+
+def test_unknown_options_are_refused(app: App) -> None:
+    with pytest.raises(TypeError, match="unknown apply_async option"):
+        app.tasks["c.add"].s(1, 2).set(colour="red").to_call()
+    with pytest.raises(TypeError, match="unknown apply_async option"):
+        signature("elsewhere.task", (1,), options={"colour": "red"}, app=app).to_call()
+
+
+def test_pipes_flatten_into_one_chain(app: App) -> None:
+    add, mul = app.tasks["c.add"], app.tasks["c.mul"]
+    c = add.s(1, 1) | (mul.s(2) | add.s(3)) | chain(mul.s(4))
+    assert isinstance(c, Chain) and [s.name for s in c.links] == [
+        "c.add",
+        "c.mul",
+        "c.add",
+        "c.mul",
+    ]
+    assert chain([add.s(1, 1), mul.s(2)]).links == chain(add.s(1, 1), mul.s(2)).links
+    with pytest.raises(TypeError, match="links signatures"):
+        chain(add.s(1, 1), 5)  # type: ignore[arg-type]
+    assert c.to_dict()["chain"][1] == {"task": "c.mul", "args": [2]}
+
+
+def test_an_eager_chain_passes_each_result_on_and_links_parents(app: App) -> None:
+    add, mul = app.tasks["c.add"], app.tasks["c.mul"]
+    result = (add.s(2, 2) | mul.s(10) | add.si(1, 1) | mul.s(3))()
+    assert result.get() == 6
+    assert result.parent is not None and result.parent.get() == 2
+    assert result.parent.parent is not None and result.parent.parent.get() == 40
+
+
+def test_an_eager_chain_stops_at_a_failure(app: App) -> None:
+    add, fail = app.tasks["c.add"], app.tasks["c.fail"]
+    with pytest.raises(ValueError, match="no 2"):  # task_eager_propagates, as in Celery
+        (add.s(1, 1) | fail.s() | add.s(1)).apply_async()
+    app.conf.task_eager_propagates = False
+    result = (add.s(1, 1) | fail.s() | add.s(1)).apply_async()
+    assert result.parent is not None and result.parent.get() == 2  # the third never ran
+    with pytest.raises(ValueError, match="no 2"):
+        result.get()
+
+
+def test_a_periodic_task_takes_a_signature_and_refuses_a_chain(app: App) -> None:
+    add = app.tasks["c.add"]
+    name = app.add_periodic_task(10.0, add.s(1, 2).set(queue="q"), name="every-10s")
+    [entry] = app.periodic_tasks
+    assert name == "every-10s" and entry.task == "c.add"
+    assert entry.args == (1, 2) and entry.options == {"queue": "q"}
+    with pytest.raises(ConfigurationError, match="not a chain"):
+        app.add_periodic_task(10.0, add.s(1, 2) | add.s(3))

@@ -35,6 +35,7 @@ from executors.runner import Runner
 from sdk import protocol as p
 from sdk import states
 from sdk.clients import UNREACHABLE, AsyncClient
+from sdk.errors import CeleriacError
 from sdk.middleware import Outcome
 from sdk.protocol import plans
 from sdk.protocol.keys import GROUP, Keys
@@ -308,7 +309,21 @@ class _Slot:
             self.finish(entry, message, settled)
         else:
             slots = self.consumer.slots
-            outcome = await self.runner.run_on_loop(message, body, start.attempts, slots)
+            if message.chord_body:  # a chord's body: its header's results go first
+                read = plans.chord_read(keys, message.id)
+                header = await self.io(lambda: self.consumer.scripts(read))
+                if header is None and self.stop.is_set():
+                    return  # stopped during an outage: the run stays pending
+                try:  # the run gets the results; a retry keeps the body without them
+                    run, run_body = entries.with_header_results(
+                        message, body, header, self.runner.codec
+                    )
+                except CeleriacError as exc:
+                    self.finish(entry, message, self.runner.failure(exc, message))
+                    return
+            else:
+                run, run_body = message, body
+            outcome = await self.runner.run_on_loop(run, run_body, start.attempts, slots)
             if outcome.state == states.RETRY:
                 retry = entries.retry(keys, limits, entry, message, body, outcome)
                 await self.io(lambda: self.consumer.scripts(retry))

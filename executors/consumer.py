@@ -36,6 +36,7 @@ from sdk import protocol as p
 from sdk import states
 from sdk.broker import Broker
 from sdk.clients import UNREACHABLE, SyncClient
+from sdk.errors import CeleriacError
 from sdk.middleware import Outcome
 from sdk.protocol import plans
 from sdk.protocol.keys import GROUP, Keys
@@ -234,12 +235,23 @@ class Consumer:
         elif settled != "run":
             self._finish(entry, message, settled, stop)
         else:
-            outcome = self.runner.run(message, body, start.attempts)
+            outcome = self._run(message, body, start.attempts)
             if outcome.state == states.RETRY:
                 self.broker.scripts(entries.retry(keys, limits, entry, message, body, outcome))
             else:
                 self._finish(entry, message, outcome, stop)
             self.runs += 1
+
+    def _run(self, message: p.Message, body: bytes, attempts: int) -> Outcome:
+        if message.chord_body:  # a chord's body: its header's results go first
+            header = self.broker.scripts(plans.chord_read(self.broker.keys, message.id))
+            try:
+                message, body = entries.with_header_results(
+                    message, body, header, self.runner.codec
+                )
+            except CeleriacError as exc:
+                return self.runner.failure(exc, message)
+        return self.runner.run(message, body, attempts)
 
     def _step(self, then: ScriptCall[R], part: int) -> R:
         """Run ``then`` (a start or a fetch in partition ``part``) after storing the held

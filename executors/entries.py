@@ -18,7 +18,16 @@ from sdk.exceptions_wire import describe
 from sdk.middleware import Outcome
 from sdk.protocol import plans
 from sdk.protocol.keys import Keys
-from sdk.protocol.plans import Follow, Limits, ScriptCall, Start, StreamEntry, Submission
+from sdk.protocol.plans import (
+    ChordMember,
+    ChordResults,
+    Follow,
+    Limits,
+    ScriptCall,
+    Start,
+    StreamEntry,
+    Submission,
+)
 from sdk.serializers import Codec
 
 log = logging.getLogger("celeriac.consumer")
@@ -93,26 +102,76 @@ def finish(
         outcome.state,
         outcome.runtime_ms,
         outcome.fields,
-        follow(message, outcome, codec) if message.chain else None,
+        follow(message, outcome, codec) if message.chain or message.chord else None,
     )
 
 
 def follow(message: p.Message, outcome: Outcome, codec: Codec) -> Follow:
-    """What a chain link's outcome brings about: the next link, given the result unless
-    it is immutable; or, when it did not succeed, the end of every later link in its
-    state (a dead run's followers fail: only the run itself goes to the dead letters)."""
+    """What a chain link's or a chord member's outcome brings about (docs/canvas.md)."""
+    if message.chord is not None:
+        return Follow(chord=chord_member(message, message.chord, outcome, codec))
     chain = message.chain or []
     later = [link.message for link in chain]
     if outcome.state != states.SUCCESS:
+        # the later links end in its state (a dead run's followers fail: only the run
+        # itself goes to the dead letters)
         state = states.FAILURE if outcome.state == states.DEAD else outcome.state
         fields = {k: v for k, v in outcome.fields.items() if k in _ERROR_FIELDS}
-        return Follow(fail=later, fail_state=state, fail_fields=fields)
+        return Follow(end=later, end_state=state, end_fields=fields)
     try:
         return Follow(submit=[next_link(message, outcome.value, codec)])
     except CeleriacError as exc:  # the result cannot be an argument of the next link
         log.error("run %s: the next link of its chain cannot start: %s", message.id, exc)
         error = describe(exc)
-        return Follow(fail=later, fail_fields={p.F_ERROR: codec.encode(error, "json")[0]})
+        return Follow(end=later, end_fields={p.F_ERROR: codec.encode(error, "json")[0]})
+
+
+def chord_member(
+    message: p.Message, ref: p.ChordRef, outcome: Outcome, codec: Codec
+) -> ChordMember:
+    """A header member's count in its chord; should it not succeed, the chord's error
+    names it."""
+    body = p.Message(
+        id=ref.body_id, task=ref.body_task, queue=ref.body_queue, priority=ref.body_priority
+    )
+    error = b""
+    if outcome.state != states.SUCCESS:
+        raw = outcome.fields.get(p.F_ERROR)
+        cause = msgspec.json.decode(raw) if raw else {}
+        what = f"{cause.get('type', outcome.state)}: {cause.get('message', '')}".rstrip(": ")
+        error = codec.encode(
+            {
+                "type": "ChordError",
+                "message": f"chord member {ref.index} ({message.task} {message.id}) "
+                f"ended {outcome.state}: {what}",
+                "traceback": cause.get("traceback"),
+            },
+            "json",
+        )[0]
+    return ChordMember(body=body, index=ref.index, error=error)
+
+
+def with_header_results(
+    message: p.Message, body: bytes, header: ChordResults | None, codec: Codec
+) -> tuple[p.Message, bytes]:
+    """A chord body's run with the list of its header's results in front of its args
+    (the envelope changes too: a pickled body is signed again)."""
+    if header is None:
+        raise SerializationError(f"chord {message.id}: its header's results are gone")
+    results = [codec.decode(r, header.content_type) if r else None for r in header.results]
+    body, signature = _first_argument(message, body, results, codec)
+    return msgspec.structs.replace(message, signature=signature), body
+
+
+def _first_argument(
+    m: p.Message, body: bytes, value: object, codec: Codec
+) -> tuple[bytes, str | None]:
+    """``body`` with ``value`` in front of its args, encoded (and signed) again."""
+    payload = codec.decode(body, m.content_type, m.signature)
+    if not isinstance(payload, dict):
+        raise SerializationError(f"run {m.id}: body is not {{'args', 'kwargs'}}")
+    args = [value, *payload.get("args", ())]
+    return codec.encode({"args": args, "kwargs": payload.get("kwargs", {})}, m.content_type)
 
 
 _ERROR_FIELDS = frozenset({p.F_ERROR, p.F_EXC, p.F_EXC_SIG})
@@ -124,13 +183,7 @@ def next_link(message: p.Message, value: object, codec: Codec) -> Submission:
     m = link.message
     body, signature = link.body, m.signature
     if not link.immutable:
-        payload = codec.decode(body, m.content_type, m.signature)
-        if not isinstance(payload, dict):
-            raise SerializationError(f"link {m.id}: body is not {{'args', 'kwargs'}}")
-        args = [value, *payload.get("args", ())]
-        body, signature = codec.encode(
-            {"args": args, "kwargs": payload.get("kwargs", {})}, m.content_type
-        )
+        body, signature = _first_argument(m, body, value, codec)
     now = p.now_ms()
     submitted = msgspec.structs.replace(
         m,
@@ -162,6 +215,7 @@ def retry(
 
 __all__ = [
     "Unreadable",
+    "chord_member",
     "dead",
     "expired",
     "finish",
@@ -170,4 +224,5 @@ __all__ = [
     "read",
     "retry",
     "settle_start",
+    "with_header_results",
 ]

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sdk import states
     from sdk.app import App
-    from sdk.canvas import Chain, Signature, chain, signature
+    from sdk.canvas import Chain, Chord, Group, Signature, chain, chord, group, signature
     from sdk.errors import CeleriacError, Reject, Retry, TaskError
-    from sdk.result import AsyncResult
+    from sdk.result import AsyncResult, GroupResult
     from sdk.schedules import crontab
     from sdk.task import Task
 
@@ -22,6 +22,11 @@ _WHERE = {
     "App": "sdk.app",
     "AsyncResult": "sdk.result",
     "Chain": "sdk.canvas",
+    "Chord": "sdk.canvas",
+    "Group": "sdk.canvas",
+    "GroupResult": "sdk.result",
+    "chord": "sdk.canvas",
+    "group": "sdk.canvas",
     "Signature": "sdk.canvas",
     "chain": "sdk.canvas",
     "signature": "sdk.canvas",
@@ -38,13 +43,18 @@ __all__ = [
     "AsyncResult",
     "CeleriacError",
     "Chain",
+    "Chord",
+    "Group",
+    "GroupResult",
     "Reject",
     "Retry",
     "Signature",
     "Task",
     "TaskError",
     "chain",
+    "chord",
     "crontab",
+    "group",
     "signature",
     "states",
 ]

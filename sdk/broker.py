@@ -74,6 +74,15 @@ class Broker:
         fields = cast(Fields, self.redis.hgetall(self.keys.run(run_id)))
         return fields or None
 
+    def save_group(self, group_id: str, run_ids: Sequence[str]) -> None:
+        """Keep a group's run ids, as long as results are kept (``GroupResult.save``)."""
+        ids = msgspec.json.encode(list(run_ids))
+        self.redis.set(self.keys.group(group_id), ids, ex=self.limits.result_ttl)
+
+    def restore_group(self, group_id: str) -> list[str] | None:
+        raw = self.redis.get(self.keys.group(group_id))
+        return None if raw is None else msgspec.json.decode(cast(bytes, raw), type=list[str])
+
     def wait(self, run_id: str, timeout: float) -> Fields | None:
         """The run's record once terminal, or as it is when ``timeout`` runs out.
 

@@ -23,7 +23,7 @@ from sdk.calls import Call, SendOptions
 from sdk.errors import InvalidRequest
 from sdk.protocol.clock import new_id
 from sdk.protocol.keys import Keys
-from sdk.result import AsyncResult, EagerResult
+from sdk.result import AsyncResult, EagerResult, GroupResult
 
 if TYPE_CHECKING:
     from sdk.app import App
@@ -215,6 +215,25 @@ class Chain:
     def __or__(self, other: Signature | Chain) -> Chain:
         return Chain(self, other)
 
+    def to_call(self) -> Call:
+        """The whole chain as one run (its first link) carrying the rest, ids given."""
+        app = self.app
+        keys = Keys.from_settings(app.conf)
+        ids = [new_id()]
+        ids += [keys.new_run_id(keys.partition(ids[0])) for _ in self.links[1:]]
+        head = self.links[0].to_call(ids[0])
+        later = tuple(link.to_call(i) for link, i in zip(self.links[1:], ids[1:], strict=True))
+        return Call(head.task, head.args, head.kwargs, head.options, chain=later, run_id=ids[0])
+
+    def result_of(self, call: Call) -> AsyncResult:
+        """The chain's result for ``call`` (made by ``to_call``): the last link's."""
+        result: AsyncResult | None = None
+        for run_id in [call.run_id, *(c.run_id for c in call.chain)]:
+            assert run_id is not None
+            result = AsyncResult(run_id, self.app, parent=result)
+        assert result is not None
+        return result
+
     @property
     def app(self) -> App:
         if not self.links:
@@ -237,18 +256,10 @@ class Chain:
         first = self.links[0].clone(args, kwargs, **options)
         if app.conf.task_always_eager:
             return self._run_eagerly(app, [first, *self.links[1:]])
-        keys = Keys.from_settings(app.conf)
-        ids = [new_id()]
-        ids += [keys.new_run_id(keys.partition(ids[0])) for _ in self.links[1:]]
-        head = first.to_call(ids[0])
-        later = tuple(link.to_call(i) for link, i in zip(self.links[1:], ids[1:], strict=True))
-        call = Call(head.task, head.args, head.kwargs, head.options, chain=later, run_id=ids[0])
+        chained = Chain(first, *self.links[1:])
+        call = chained.to_call()
         app.send_calls([call])
-        result: AsyncResult | None = None
-        for run_id in ids:
-            result = AsyncResult(run_id, app, parent=result)
-        assert result is not None
-        return result
+        return chained.result_of(call)
 
     def _run_eagerly(self, app: App, links: list[Signature]) -> AsyncResult:
         result: AsyncResult | None = None
@@ -269,6 +280,139 @@ class Chain:
         return {"chain": [link.to_dict() for link in self.links]}
 
 
-chain = Chain
+class Group:
+    """Runs that run side by side; the result is the list of theirs, in order.
+    ``group(add.s(i, i) for i in range(10))``; ``group(...) | body`` is a chord."""
 
-__all__ = ["Chain", "Signature", "SignatureJSON", "chain", "signature"]
+    def __init__(self, *members: Signature | Chain | Iterable[Signature | Chain]) -> None:
+        flat: list[Signature | Chain] = []
+        for member in members:
+            if isinstance(member, Signature | Chain):
+                flat.append(member)
+            elif isinstance(member, Group):
+                flat += member.members
+            elif isinstance(member, Iterable) and not isinstance(member, str | bytes | Mapping):
+                flat += Group(*member).members
+            else:
+                raise TypeError(f"a group holds signatures and chains, not {member!r}")
+        self.members: list[Signature | Chain] = flat
+
+    def __repr__(self) -> str:
+        return f"group({', '.join(map(repr, self.members))})"
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def __or__(self, body: Signature) -> Chord:
+        return Chord(self, body)
+
+    @property
+    def app(self) -> App:
+        if not self.members:
+            raise InvalidRequest("an empty group has nothing to run")
+        return self.members[0].app
+
+    def __call__(self, *args: Any, **kwargs: Any) -> GroupResult:
+        return self.apply_async(args, kwargs)
+
+    def delay(self, *args: Any, **kwargs: Any) -> GroupResult:
+        return self.apply_async(args, kwargs)
+
+    def _with(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
+    ) -> list[Signature | Chain]:
+        """Members with ``args`` in front of each one's own (of a chain: its first link's)."""
+        out: list[Signature | Chain] = []
+        for m in self.members:
+            if isinstance(m, Chain):
+                out.append(Chain(m.links[0].clone(args, kwargs, **options), *m.links[1:]))
+            else:
+                out.append(m.clone(args, kwargs, **options))
+        return out
+
+    def apply_async(
+        self, args: Iterable[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
+    ) -> GroupResult:
+        """Submit every member in one round trip (a chain member as one run)."""
+        app = self.app
+        members = self._with(tuple(args), dict(kwargs or {}), options)
+        if app.conf.task_always_eager:
+            return GroupResult(new_id(), [m.apply_async() for m in members], app)
+        calls = [m.to_call() if isinstance(m, Chain) else m.to_call(new_id()) for m in members]
+        app.send_calls(calls)
+        results = [
+            m.result_of(c) if isinstance(m, Chain) else AsyncResult(str(c.run_id), app)
+            for m, c in zip(members, calls, strict=True)
+        ]
+        return GroupResult(new_id(), results, app)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"group": [m.to_dict() for m in self.members]}
+
+
+class Chord:
+    """A group (the header) and a body that runs once, with the list of the header's
+    results in order in front of its arguments: ``chord(header, body)``, ``group | body``.
+    The result is the body's; its ``parent`` the header's ``GroupResult``."""
+
+    def __init__(self, header: Group | Iterable[Signature], body: Signature | None = None) -> None:
+        self.header = header if isinstance(header, Group) else Group(*header)
+        self.body = body
+
+    def __repr__(self) -> str:
+        return f"chord({self.header!r}, {self.body!r})"
+
+    def __call__(self, body: Signature | None = None, **options: Any) -> AsyncResult:
+        """``chord(header)(body)`` or ``chord(header, body)()``: send it."""
+        return Chord(self.header, body or self.body).apply_async(**options)
+
+    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
+        return self.apply_async(args, kwargs)
+
+    def apply_async(
+        self, args: Iterable[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
+    ) -> AsyncResult:
+        """Send the chord; ``args``, ``kwargs`` and ``options`` go to its body."""
+        if self.body is None:
+            raise InvalidRequest("a chord needs a body: chord(header, body) or chord(header)(body)")
+        if any(isinstance(m, Chain) for m in self.header.members):
+            raise InvalidRequest("a chord's header holds signatures (chains in it: not yet)")
+        body = self.body.clone(args, kwargs, **options)
+        app = body.app
+        if app.conf.task_always_eager:
+            header = self.header.apply_async()
+            result = body.clone((header.get(),)).apply_async()
+            result.parent = header
+            return result
+        members = [m for m in self.header.members if isinstance(m, Signature)]
+        if not members:  # nothing to wait for: the body runs at once, with no results
+            return body.clone(([],)).apply_async()
+        body_call = body.to_call(new_id())
+        ids, body_id = app.transport.send_chord([m.to_call() for m in members], body_call)
+        header_result = GroupResult(new_id(), [AsyncResult(i, app) for i in ids], app)
+        return AsyncResult(body_id, app, parent=header_result)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "chord": {
+                "header": [m.to_dict() for m in self.header.members],
+                "body": None if self.body is None else self.body.to_dict(),
+            }
+        }
+
+
+chain = Chain
+group = Group
+chord = Chord
+
+__all__ = [
+    "Chain",
+    "Chord",
+    "Group",
+    "Signature",
+    "SignatureJSON",
+    "chain",
+    "chord",
+    "group",
+    "signature",
+]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from sdk import states
@@ -20,10 +21,12 @@ _LONG_POLL = 60.0  # one wait() call at most this long; get() loops for longer t
 class AsyncResult:
     """The outcome of one run. State is read fresh on each access, as in Celery."""
 
-    def __init__(self, run_id: str, app: App, parent: AsyncResult | None = None) -> None:
+    def __init__(
+        self, run_id: str, app: App, parent: AsyncResult | GroupResult | None = None
+    ) -> None:
         self.id = run_id
         self.app = app
-        self.parent = parent  # the run before it in a chain
+        self.parent = parent  # the run before it in a chain; a chord body's header
 
     def __repr__(self) -> str:
         return f"<AsyncResult {self.id}>"
@@ -156,3 +159,80 @@ class EagerResult(AsyncResult):
     @property
     def result(self) -> Any:
         return self._exc if self._exc is not None else self._value
+
+
+class GroupResult:
+    """The results of a group's runs, in the group's order (Celery's ``GroupResult``)."""
+
+    def __init__(
+        self,
+        group_id: str,
+        results: list[AsyncResult],
+        app: App,
+        parent: AsyncResult | None = None,
+    ) -> None:
+        self.id = group_id
+        self.results = results
+        self.app = app
+        self.parent = parent
+
+    def __repr__(self) -> str:
+        return f"<GroupResult {self.id} of {len(self.results)}>"
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __iter__(self) -> Iterator[AsyncResult]:
+        return iter(self.results)
+
+    def __getitem__(self, index: int) -> AsyncResult:
+        return self.results[index]
+
+    def ready(self) -> bool:
+        return all(r.ready() for r in self.results)
+
+    def successful(self) -> bool:
+        return all(r.successful() for r in self.results)
+
+    def failed(self) -> bool:
+        return any(r.failed() for r in self.results)
+
+    def waiting(self) -> bool:
+        return not self.ready()
+
+    def completed_count(self) -> int:
+        """How many of its runs succeeded (as Celery counts)."""
+        return sum(r.successful() for r in self.results)
+
+    def get(self, timeout: float | None = None, propagate: bool = True) -> list[Any]:
+        """Every run's result, in order; ``timeout`` bounds the whole wait."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        values = []
+        for r in self.results:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            values.append(r.get(timeout=left, propagate=propagate))
+        return values
+
+    join = get
+
+    async def get_async(self, timeout: float | None = None, propagate: bool = True) -> list[Any]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        values = []
+        for r in self.results:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            values.append(await r.get_async(timeout=left, propagate=propagate))
+        return values
+
+    def revoke(self, terminate: bool = False) -> None:
+        for r in self.results:
+            r.revoke(terminate)
+
+    def save(self) -> GroupResult:
+        """Keep its run ids in Redis (as long as results) for ``GroupResult.restore``."""
+        self.app.transport.save_group(self.id, [r.id for r in self.results])
+        return self
+
+    @classmethod
+    def restore(cls, group_id: str, app: App) -> GroupResult | None:
+        ids = app.transport.restore_group(group_id)
+        return None if ids is None else cls(group_id, [AsyncResult(i, app) for i in ids], app)

@@ -19,6 +19,8 @@ from sdk.protocol.clock import new_id, now_ms, parse_time, rfc3339
 from sdk.protocol.envelope import (
     JSON,
     PROTOCOL_VERSION,
+    ChordRef,
+    Link,
     Message,
     decode_envelope,
     encode_envelope,
@@ -82,7 +84,9 @@ __all__ = [
     "F_WORKER",
     "JSON",
     "PROTOCOL_VERSION",
+    "ChordRef",
     "Fields",
+    "Link",
     "Message",
     "RunRecord",
     "decode_envelope",

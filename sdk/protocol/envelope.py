@@ -35,7 +35,20 @@ class Message(msgspec.Struct, kw_only=True):
     signature: str | None = None  # hex HMAC-SHA256 of body (required for pickle)
     ignore_result: bool = False
     chain: list[Link] | None = None  # the links that run after this one (sdk/canvas.py)
+    chord: ChordRef | None = None  # this run is a chord's header member
+    chord_body: bool = False  # this run is a chord's body: its header's results go first
     v: int = PROTOCOL_VERSION
+
+
+class ChordRef(msgspec.Struct, kw_only=True):
+    """A chord header member's place: which body it counts towards (the body's run id
+    names the chord), where that body is queued, and its own index in the header."""
+
+    body_id: str
+    body_task: str
+    body_queue: str
+    body_priority: int
+    index: int
 
 
 class Link(msgspec.Struct, kw_only=True):

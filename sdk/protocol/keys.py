@@ -129,6 +129,15 @@ class Keys:
         """Hash holding a run's record: state, timings, result or error, the message."""
         return f"{self._tags[self.partition(run_id)]}:run:{run_id}"
 
+    def chord(self, body_id: str) -> str:
+        """Hash: a chord's count of header runs left and their results (``r<i>``), named
+        by its body's run id; every header run is of the body's partition."""
+        return f"{self._tags[self.partition(body_id)]}:chord:{body_id}"
+
+    def group(self, group_id: str) -> str:
+        """String: a saved group's run ids (JSON list), kept as long as results."""
+        return f"{self._tags[self.partition(group_id)]}:group:{group_id}"
+
     def webhook(self, run_id: str) -> str:
         """Hash: a run's webhook delivery while it is pending (url, payload, attempts)."""
         return f"{self._tag(self.partition(run_id))}:webhook:{run_id}"

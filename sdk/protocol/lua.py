@@ -70,6 +70,8 @@ FINISH = _script("finish", "submit")
 FETCH = _script("fetch")
 STEP = _script("step", "submit", "finish", "start", "fetch")
 RETRY = _script("retry")
+CHORD_OPEN = _script("chord_open")
+CHORD_READ = _script("chord_read")
 PROMOTE = _script("promote")
 REVOKE = _script("revoke")
 REQUEUE = _script("requeue")
@@ -93,6 +95,8 @@ ALL = (
     FETCH,
     STEP,
     RETRY,
+    CHORD_OPEN,
+    CHORD_READ,
     PROMOTE,
     REVOKE,
     REQUEUE,

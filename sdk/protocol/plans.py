@@ -274,36 +274,95 @@ def finish(
     return ScriptCall(lua.FINISH, run_keys, args, _bool)
 
 
+class ChordMember(msgspec.Struct, frozen=True):
+    """A chord header run's place: its index, and the body its finish may submit."""
+
+    body: Message  # the body's envelope (its id names the chord)
+    index: int
+    error: bytes  # the body's error JSON should this run not succeed
+
+
 class Follow(msgspec.Struct, frozen=True):
-    """What an outcome brings about in its finish call: runs to submit (the next link of
-    a chain), and runs that end with it, in ``fail_state`` (the links after a link that
-    did not succeed). All of the finishing run's partition."""
+    """What an outcome brings about in its finish call, all in the finishing run's
+    partition: runs to submit (the next link of a chain); runs that end with it, in
+    ``end_state`` with ``end_fields`` (the links after a link that did not succeed); the
+    chord it counts in as a header member."""
 
     submit: Sequence[Submission] = ()
-    fail: Sequence[Message] = ()
-    fail_state: str = states.FAILURE
-    fail_fields: Mapping[str, Arg] = msgspec.field(default_factory=dict)  # their record fields
+    end: Sequence[Message] = ()
+    end_state: str = states.FAILURE
+    end_fields: Mapping[str, Arg] = msgspec.field(default_factory=dict)
+    chord: ChordMember | None = None
 
 
 def _follow(
     keys: Keys, limits: Limits, then: Follow, part: int, run_keys: list[str], args: list[Arg]
 ) -> None:
-    args.append(len(then.submit))
+    def mine(run_id: str) -> None:
+        if keys.partition(run_id) != part:
+            raise ValueError(f"follow-up run {run_id} is not of partition {part}")
+
     for sub in then.submit:
-        if keys.partition(sub.message.id) != part:
-            raise ValueError(f"follow-up run {sub.message.id} is not of partition {part}")
+        mine(sub.message.id)
         k, a = _submit_plan(keys, limits, sub)
         run_keys += k
-        args += [len(a), *a]
-    if then.fail:
-        args += [then.fail_state, 2 * len(then.fail_fields)]
-        for name, value in then.fail_fields.items():
+        args += ["submit", len(a), *a]
+    if then.end:
+        args += ["end", then.end_state, 2 * len(then.end_fields)]
+        for name, value in then.end_fields.items():
             args += [name, value]
-    for m in then.fail:
-        if keys.partition(m.id) != part:
-            raise ValueError(f"run {m.id} that fails with this one is not of partition {part}")
-        run_keys.append(keys.run(m.id))
-        args += [m.id, m.task, m.queue, keys.done_channel(m.id)]
+        args.append(len(then.end))
+        for m in then.end:
+            mine(m.id)
+            run_keys.append(keys.run(m.id))
+            args += [m.id, m.task, m.queue, keys.done_channel(m.id)]
+    if then.chord is not None:
+        body = then.chord.body
+        mine(body.id)
+        run_keys.append(keys.chord(body.id))
+        run_keys += _submit_plan(keys, limits, Submission(body, b""))[0]
+        args += ["chord", then.chord.index, limits.history, then.chord.error]
+
+
+def chord_open(keys: Keys, body: Submission, size: int, content_type: str) -> ScriptCall[bool]:
+    """Open a chord of ``size`` header runs whose last submits ``body``; False when a
+    chord of that id exists already."""
+    m = body.message
+    return ScriptCall(
+        lua.CHORD_OPEN,
+        [keys.chord(m.id)],
+        [
+            size,
+            m.id,
+            m.task,
+            m.queue,
+            encode_envelope(m),
+            body.body,
+            content_type,
+            keys.done_channel(m.id),
+        ],
+        _bool,
+    )
+
+
+class ChordResults(msgspec.Struct, frozen=True):
+    """A chord header's results, encoded, in order ("" for a run that kept none)."""
+
+    content_type: str
+    results: list[bytes]
+
+
+def _chord_results(reply: Any) -> ChordResults | None:
+    if not reply:
+        return None
+    return ChordResults(
+        _text(reply[0]), [r if isinstance(r, bytes) else r.encode() for r in reply[1:]]
+    )
+
+
+def chord_read(keys: Keys, body_id: str) -> ScriptCall[ChordResults | None]:
+    """The header's results for the chord's body; None when the chord is gone."""
+    return ScriptCall(lua.CHORD_READ, [keys.chord(body_id)], [], _chord_results)
 
 
 def _entries(reply: Any) -> list[StreamEntry]:

@@ -46,6 +46,33 @@ def mul(x: int, y: int) -> int:
     return x * y
 
 
+@app.task(name="t.slow_add")
+def slow_add(x: int, y: int, seconds: float) -> int:
+    time.sleep(seconds)
+    return x + y
+
+
+@app.task(name="t.xsum")
+def xsum(values: list[int], *more: int) -> int:
+    return sum(values) + sum(more)
+
+
+@app.task(name="t.sum_on_second_try", bind=True, max_retries=1)
+def sum_on_second_try(self: Task[Any, Any], values: list[int]) -> int:
+    """A chord body that retries once: its second attempt must see the results once."""
+    if self.request.retries == 0:
+        raise self.retry(countdown=0)
+    return sum(values)
+
+
+@app.task(name="t.count_into")
+def count_into(values: list[int], path: str) -> int:
+    """A chord body that leaves a mark each time it runs (exactly-once checks)."""
+    with open(path, "a") as f:
+        f.write("x")
+    return sum(values)
+
+
 @app.task(name="t.fail")
 def fail(message: str) -> None:
     raise ValueError(message)

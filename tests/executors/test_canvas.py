@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from sdk import App, signature, states
+from sdk import App, GroupResult, chord, group, signature, states
 from sdk.canvas import Signature
+from sdk.errors import TaskError
 from tests.executors.conftest import WorkerFactory, wait_for
 
 
@@ -67,3 +68,65 @@ def test_a_chain_survives_its_worker_killed_mid_link(
     first = result.parent
     assert first is not None and first.info()["attempts"] == 2  # type: ignore[index]
     assert result.info()["attempts"] == 1  # type: ignore[index]  # the next link: once
+
+
+# -- groups and chords -------------------------------------------------------------------------
+@pytest.mark.cluster
+def test_a_group_of_100_returns_its_results_in_order(
+    pool: str, start_worker: WorkerFactory, app: App
+) -> None:
+    start_worker(pool)
+    result = group(sig(app, "t.add", i, i) for i in range(100))()
+    assert result.get(timeout=20) == [2 * i for i in range(100)]
+    assert result.ready() and result.successful() and result.completed_count() == 100
+    restored = GroupResult.restore(result.save().id, app)
+    assert restored is not None and [r.id for r in restored] == [r.id for r in result]
+
+
+@pytest.mark.cluster
+def test_a_chord_of_1000_gives_its_body_every_result_in_order(
+    start_worker: WorkerFactory, app: App, tmp_path: Path
+) -> None:
+    start_worker("threads", "-c", "8")
+    marks = tmp_path / "body"
+    header = [sig(app, "t.add", i, i) for i in range(1000)]
+    result = chord(header, sig(app, "t.count_into", str(marks)))()
+    assert result.get(timeout=30) == 999000
+    assert marks.read_text() == "x"  # the body ran once
+    assert isinstance(result.parent, GroupResult) and len(result.parent) == 1000
+    assert (group(sig(app, "t.add", i, 1) for i in range(3)) | sig(app, "t.xsum", 10))().get(
+        timeout=10
+    ) == 16  # group | body is a chord; the body's own args come after the results
+
+
+@pytest.mark.cluster
+def test_a_failing_header_member_fails_the_chord_naming_it(
+    start_worker: WorkerFactory, app: App, tmp_path: Path
+) -> None:
+    start_worker("threads")
+    marks = tmp_path / "body"
+    header = [sig(app, "t.add", 1, 1), sig(app, "t.fail", "boom"), sig(app, "t.add", 2, 2)]
+    result = chord(header, sig(app, "t.count_into", str(marks)))()
+    with pytest.raises(
+        TaskError, match=r"chord member 1 \(t\.fail .*\) ended FAILURE: ValueError: boom"
+    ):
+        result.get(timeout=10)
+    assert result.parent is not None and result.parent.get(timeout=5, propagate=False)[0] == 2
+    assert not marks.exists()  # the body never ran
+
+
+def test_a_retried_chord_body_gets_the_results_once_more(
+    pool: str, start_worker: WorkerFactory, app: App
+) -> None:
+    start_worker(pool)  # each consumer keeps the body without the results for the retry
+    header = [sig(app, "t.add", i, i) for i in range(10)]
+    result = chord(header, sig(app, "t.sum_on_second_try"))()
+    assert result.get(timeout=10) == 90
+    assert result.info()["attempts"] == 2  # type: ignore[index]
+
+
+def test_a_chord_with_an_empty_header_runs_its_body_with_no_results(
+    start_worker: WorkerFactory, app: App
+) -> None:
+    start_worker("threads")
+    assert chord([], sig(app, "t.xsum", 5))().get(timeout=10) == 5

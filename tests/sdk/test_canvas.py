@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sdk import App, Chain, Signature, chain, signature
+from sdk import App, Chain, Signature, chain, chord, group, signature
 from sdk.errors import ConfigurationError, InvalidRequest
 
 
@@ -22,6 +22,10 @@ def app() -> Iterator[App]:
     @app.task(name="c.mul", queue="math", priority=3)
     def mul(x: int, y: int) -> int:
         return x * y
+
+    @app.task(name="c.total")
+    def total(values: list[int], extra: int = 0) -> int:
+        return sum(values) + extra
 
     @app.task(name="c.fail")
     def fail(x: int) -> int:
@@ -119,3 +123,32 @@ def test_a_periodic_task_takes_a_signature_and_refuses_a_chain(app: App) -> None
     assert entry.args == (1, 2) and entry.options == {"queue": "q"}
     with pytest.raises(ConfigurationError, match="not a chain"):
         app.add_periodic_task(10.0, add.s(1, 2) | add.s(3))
+
+
+def test_eager_groups_and_chords(app: App) -> None:
+    add, mul = app.tasks["c.add"], app.tasks["c.mul"]
+    assert group(add.s(i, i) for i in range(5))().get() == [0, 2, 4, 6, 8]
+    assert group(add.s(1), mul.s(3))(2).get() == [3, 6]  # group args go in front of each
+    result = chord([add.s(1, 1), add.s(2, 2)], app.tasks["c.total"].s(extra=10))()
+    assert result.get() == 16 and result.parent is not None and result.parent.get() == [2, 4]
+
+
+def test_json_forms_of_groups_and_chords(app: App) -> None:
+    add = app.tasks["c.add"]
+    assert group(add.s(1, 1), add.s(1) | add.s(2)).to_dict() == {
+        "group": [
+            {"task": "c.add", "args": [1, 1]},
+            {"chain": [{"task": "c.add", "args": [1]}, {"task": "c.add", "args": [2]}]},
+        ]
+    }
+    header = group(add.s(1, 1))
+    assert (header | add.s(5)).to_dict() == {
+        "chord": {
+            "header": [{"task": "c.add", "args": [1, 1]}],
+            "body": {"task": "c.add", "args": [5]},
+        }
+    }
+    with pytest.raises(InvalidRequest, match="needs a body"):
+        chord([add.s(1, 1)]).apply_async()
+    with pytest.raises(InvalidRequest, match="chains in it"):
+        chord([add.s(1) | add.s(2)], add.s(1)).apply_async()

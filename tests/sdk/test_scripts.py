@@ -477,7 +477,7 @@ def test_finish_ends_the_later_links_with_the_failure(
     later = [chained(keys, m), chained(keys, m)]
     done = listen(keys.done_channel(later[1].id))
     error = b'{"type": "ValueError", "message": "boom", "traceback": null}'
-    then = plans.Follow(fail=later, fail_fields={"error": error})
+    then = plans.Follow(end=later, end_fields={"error": error})
     call = plans.finish(
         keys, LIMITS, m, entry.stream, entry.id, states.FAILURE, 7, {"error": error}, then
     )
@@ -500,6 +500,94 @@ def test_a_follow_up_of_another_partition_is_refused_before_anything_is_sent(
     then = plans.Follow(submit=[Submission(other, BODY)])
     with pytest.raises(ValueError, match="not of partition"):
         plans.finish(keys, LIMITS, m, entry.stream, entry.id, states.SUCCESS, 7, {}, then)
+
+
+def chord_of(
+    scripts: Scripts, keys: Keys, size: int
+) -> tuple[Message, list[Message], plans.ChordMember]:
+    """An open chord of ``size`` header runs (submitted) and its body (not yet)."""
+    body = message(keys, task="t.sum", chord_body=True)
+    assert scripts(plans.chord_open(keys, Submission(body, BODY), size, "application/json"))
+    part = keys.partition(body.id)
+    members = [message(keys, part=part) for _ in range(size)]
+    for m in members:
+        assert submit(scripts, keys, m)
+    return body, members, plans.ChordMember(body=body, index=0, error=b"")
+
+
+def queued_entry(r: redis.Redis, keys: Keys, m: Message) -> StreamEntry:
+    """``m``'s stream entry, looked up without reading it as a consumer."""
+    stream = keys.stream(keys.partition(m.id), m.queue, m.priority)
+    entries: Any = r.xrange(stream)
+    [(entry_id, fields)] = [e for e in entries if decode_envelope(e[1][b"env"]).id == m.id]
+    return StreamEntry(stream, entry_id.decode(), fields)
+
+
+def member_finish(
+    r: redis.Redis, scripts: Scripts, keys: Keys, m: Message, body: Message, index: int, **kw: Any
+) -> bool:
+    entry = queued_entry(r, keys, m)
+    assert start(scripts, keys, m).verdict == "STARTED"
+    state = kw.pop("state", states.SUCCESS)
+    member = plans.ChordMember(body=body, index=index, error=kw.pop("error", b""))
+    call = plans.finish(
+        keys, LIMITS, m, entry.stream, entry.id, state, 1, kw, plans.Follow(chord=member)
+    )
+    return scripts(call)
+
+
+def test_the_last_chord_member_submits_the_body_once_with_results_in_order(
+    r: redis.Redis, scripts: Scripts, keys: Keys
+) -> None:
+    body, members, _ = chord_of(scripts, keys, 3)
+    assert scripts(plans.chord_open(keys, Submission(body, BODY), 3, "x")) is False  # once
+    for index in (2, 0):
+        assert member_finish(r, scripts, keys, members[index], body, index, result=f"{index}")
+    assert not r.exists(keys.run(body.id))  # one member still running
+    assert member_finish(r, scripts, keys, members[1], body, 1, result="1")
+    run = record(r, keys, body.id)
+    assert run["state"] == states.PENDING and run["body"] == BODY.decode()
+    assert decode_envelope(queued_entry(r, keys, body).fields[b"env"]).chord_body is True
+    header = scripts(plans.chord_read(keys, body.id))
+    assert header == plans.ChordResults("application/json", [b"0", b"1", b"2"])
+    assert 0 < r.ttl(keys.chord(body.id)) <= LIMITS.result_ttl
+
+
+def test_a_redelivered_chord_member_is_not_counted_twice(
+    r: redis.Redis, scripts: Scripts, keys: Keys
+) -> None:
+    body, members, member = chord_of(scripts, keys, 2)
+    m = members[0]
+    entry = queued_entry(r, keys, m)
+    assert start(scripts, keys, m).verdict == "STARTED"
+    then = plans.Follow(chord=member)
+    call = plans.finish(keys, LIMITS, m, entry.stream, entry.id, states.SUCCESS, 1, {}, then)
+    assert scripts(call) is True
+    assert scripts(call) is False  # its finish again: the outcome is there, nothing counts
+    assert r.hget(keys.chord(body.id), "left") == b"1"
+    assert not r.exists(keys.run(body.id))
+
+
+def test_the_first_failing_chord_member_ends_the_body_and_it_never_runs(
+    r: redis.Redis, scripts: Scripts, keys: Keys, listen: Listen
+) -> None:
+    body, members, _ = chord_of(scripts, keys, 3)
+    done = listen(keys.done_channel(body.id))
+    error = b'{"type": "ChordError", "message": "member 1 failed", "traceback": null}'
+    assert member_finish(r, scripts, keys, members[0], body, 0, result="0")
+    assert member_finish(r, scripts, keys, members[1], body, 1, state=states.FAILURE, error=error)
+    run = record(r, keys, body.id)
+    assert run["state"] == states.FAILURE and run["error"] == error.decode()
+    assert run["task"] == "t.sum" and events(r, keys, body.id) == [states.FAILURE]
+    assert published(done) == [b"FAILURE"]
+    assert member_finish(r, scripts, keys, members[2], body, 2, result="2")
+    assert record(r, keys, body.id)["state"] == states.FAILURE  # not submitted after all
+    stream = keys.stream(keys.partition(body.id), QUEUE, DEFAULT_PRIORITY)
+    assert all(decode_envelope(f[b"env"]).id != body.id for _, f in r.xrange(stream))
+
+
+def test_reading_a_missing_chord_gives_none(scripts: Scripts, keys: Keys) -> None:
+    assert scripts(plans.chord_read(keys, new_id())) is None
 
 
 # -- step -----------------------------------------------------------------------------------------

@@ -1,17 +1,21 @@
 -- Store a run's outcome, then acknowledge it: the outcome is durable before the ack.
 -- KEYS: 1 run hash, 2 stream the entry came from, 3 events stream, 4 dead-letter stream;
---       then 5 keys for each follow-up run (submit.lua's), then the record of each run
---       that fails with this one (all of the run's partition)
+--       then the keys of the follow-up sections, in their order (all of the run's
+--       partition)
 -- ARGV: see the locals below; then the outcome's record fields as name/value pairs;
---       then, optionally, the follow-ups: their count, and for each its submit.lua
---       arguments, preceded by their count; then, when runs fail with this one, the
---       state they get, the count of their record fields and the fields (name/value),
---       and for each its id, task, queue and done channel
+--       then, optionally, follow-up sections, each a tag and its arguments:
+--       'submit', n, submit.lua's n ARGV      KEYS: submit.lua's 5
+--       'end', state, n, n field args, count, count x (id, task, queue, done channel)
+--                                              KEYS: the record of each run it ends
+--       'chord', index, history size, error   KEYS: the chord hash, then the body's
+--                                              5 submit.lua keys
 -- A DEAD run is also appended, with its message, to the dead-letter stream.
--- Follow-ups (the next link of a chain, sdk/canvas.py) are submitted in this same call,
--- so no crash can store the outcome without them, or submit them twice: a redelivered
--- run finds its outcome stored and is only acknowledged. Runs that fail with this one
--- (the links of a chain after a link that did not succeed) are stored as ended too.
+-- Follow-ups happen in this same call, so no crash can store the outcome without them,
+-- or do them twice (a redelivered run finds its outcome stored and is only acked):
+-- 'submit' queues a run (the next link of a chain, sdk/canvas.py); 'end' stores runs as
+-- ended with this one (the later links after a link that did not succeed); 'chord'
+-- counts a chord header member: its result goes into the chord hash, the last one
+-- submits the body, the first failure ends the body with 'error' instead.
 -- A run already terminal is only acknowledged: an outcome is written once (a parent
 -- killing a child over its time limit may race the child's own finish). Returns 1 when
 -- the outcome was stored, 0 when it was already there.
@@ -58,27 +62,58 @@ end
 ack()
 run_event(KEYS[3], events_max, run_id, state, task, queue)
 redis.call('PUBLISH', done_channel, state)
-if #ARGV < AFTER then
-  return 1
-end
-local at, key = AFTER + 1, 5
-for _ = 1, tonumber(ARGV[AFTER]) do
-  local size = tonumber(ARGV[at])
-  submit({unpack(KEYS, key, key + 4)}, {unpack(ARGV, at + 1, at + size)})
-  at, key = at + 1 + size, key + 5
-end
-if at > #ARGV then
-  return 1
-end
-local their_size = tonumber(ARGV[at + 1])
-local theirs = {'state', ARGV[at], 'finished_at', now, unpack(ARGV, at + 2, at + 1 + their_size)}
-at = at + 2 + their_size
+local at, key = AFTER, 5
 while at <= #ARGV do
-  local id, their_task, their_queue, channel = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
-  redis.call('HSET', KEYS[key], 'task', their_task, 'queue', their_queue, unpack(theirs))
-  redis.call('EXPIRE', KEYS[key], ttl)
-  run_event(KEYS[3], events_max, id, theirs[2], their_task, their_queue)
-  redis.call('PUBLISH', channel, theirs[2])
-  at, key = at + 4, key + 1
+  local tag = ARGV[at]
+  if tag == 'submit' then
+    local size = tonumber(ARGV[at + 1])
+    submit({unpack(KEYS, key, key + 4)}, {unpack(ARGV, at + 2, at + 1 + size)})
+    at, key = at + 2 + size, key + 5
+  elseif tag == 'end' then
+    local their_size = tonumber(ARGV[at + 2])
+    local theirs = {'state', ARGV[at + 1], 'finished_at', now,
+                    unpack(ARGV, at + 3, at + 2 + their_size)}
+    local count = tonumber(ARGV[at + 3 + their_size])
+    at = at + 4 + their_size
+    for _ = 1, count do
+      local id, their_task, their_queue, channel = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
+      redis.call('HSET', KEYS[key], 'task', their_task, 'queue', their_queue, unpack(theirs))
+      redis.call('EXPIRE', KEYS[key], ttl)
+      run_event(KEYS[3], events_max, id, theirs[2], their_task, their_queue)
+      redis.call('PUBLISH', channel, theirs[2])
+      at, key = at + 4, key + 1
+    end
+  elseif tag == 'chord' then
+    local index, history_size, error = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
+    local chord, body_keys = KEYS[key], {unpack(KEYS, key + 1, key + 5)}
+    at, key = at + 4, key + 6
+    if state == 'SUCCESS' then
+      local result = ''  -- ignore_result: the body gets None in its place
+      for i = OUTCOME, AFTER - 1, 2 do
+        if ARGV[i] == 'result' then
+          result = ARGV[i + 1]
+        end
+      end
+      redis.call('HSET', chord, 'r' .. index, result)
+    elseif redis.call('HSETNX', chord, 'failed', run_id) == 1 then
+      local body_id, body_task, body_queue, channel =
+        unpack(redis.call('HMGET', chord, 'id', 'task', 'queue', 'channel'))
+      redis.call('HSET', body_keys[2], 'task', body_task, 'queue', body_queue,
+                 'state', 'FAILURE', 'finished_at', now, 'error', error)
+      redis.call('EXPIRE', body_keys[2], ttl)
+      run_event(KEYS[3], events_max, body_id, 'FAILURE', body_task, body_queue)
+      redis.call('PUBLISH', channel, 'FAILURE')
+      redis.call('EXPIRE', chord, ttl)
+    end
+    if redis.call('HINCRBY', chord, 'left', -1) == 0 and redis.call('HEXISTS', chord, 'failed') == 0 then
+      local body_id, env, body, body_task, body_queue =
+        unpack(redis.call('HMGET', chord, 'id', 'env', 'body', 'task', 'queue'))
+      submit(body_keys, {'stream', 0, body_id, env, body, now, history_size, events_max,
+                         body_queue, body_task, 'PENDING'})
+      redis.call('EXPIRE', chord, ttl)
+    end
+  else
+    return redis.error_reply('finish: unknown follow-up section ' .. tostring(tag))
+  end
 end
 return 1

@@ -4,6 +4,7 @@
     python -m loadtests longpoll [--clients 2000 ...]
     python -m loadtests scheduler-lateness [--schedules 1000 ...]
     python -m loadtests cluster-drain [--runs 20000 --queues 6 ...]
+    python -m loadtests canvas [--members 10000 --repeat 3 --pool "threads -c 8"]
 
 Each command takes --help.
 """
@@ -18,6 +19,7 @@ COMMANDS = {
     "longpoll": "loadtests.longpoll",
     "scheduler-lateness": "loadtests.scheduler_lateness",
     "cluster-drain": "loadtests.cluster_drain",
+    "canvas": "loadtests.canvas",
 }
 
 

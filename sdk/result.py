@@ -205,12 +205,25 @@ class GroupResult:
         return sum(r.successful() for r in self.results)
 
     def get(self, timeout: float | None = None, propagate: bool = True) -> list[Any]:
-        """Every run's result, in order; ``timeout`` bounds the whole wait."""
+        """Every run's result, in order; ``timeout`` bounds the whole wait. The records
+        are read many to a round trip; the wait is on one unfinished run at a time."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        values = []
-        for r in self.results:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            values.append(r.get(timeout=left, propagate=propagate))
+        values: list[Any] = [None] * len(self.results)
+        pending = list(range(len(self.results)))
+        while pending:
+            runs = self.app.transport.runs([self.results[i].id for i in pending])
+            left = []
+            for i, run in zip(pending, runs, strict=True):
+                if run is not None and run["state"] in states.TERMINAL:
+                    values[i] = self.results[i]._outcome(run, propagate)
+                else:
+                    left.append(i)
+            pending = left
+            if pending:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise ResultTimeout(f"group {self.id}: {len(pending)} runs not finished")
+                self.results[pending[0]].get(timeout=remaining, propagate=False)
         return values
 
     join = get

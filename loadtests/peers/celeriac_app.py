@@ -17,6 +17,12 @@ def add(x: int, y: int) -> int:
     return x + y
 
 
+@app.task(name="bench.xsum")
+def xsum(values: list[int]) -> int:
+    """A chord's body: the sum of its header's results."""
+    return sum(values)
+
+
 @app.task(name="bench.echo")
 def echo(s: str) -> str:
     return s

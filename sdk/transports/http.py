@@ -119,6 +119,9 @@ class HttpTransport:
         with _unavailable():
             return _run(self._client.get(f"/runs/{quote(run_id, safe='')}"))
 
+    def runs(self, run_ids: Sequence[str]) -> list[RunJSON | None]:
+        return [self.run(i) for i in run_ids]  # one request each, on one connection
+
     def wait(self, run_id: str, timeout: float) -> RunJSON | None:
         with _unavailable():
             return _run(

@@ -102,6 +102,11 @@ class RedisTransport:
         with _unavailable():
             return self._view(run_id, self._broker.record(run_id))
 
+    def runs(self, run_ids: Sequence[str]) -> list[RunJSON | None]:
+        with _unavailable():
+            records = self._broker.records(run_ids)
+        return [self._view(i, f) for i, f in zip(run_ids, records, strict=True)]
+
     def wait(self, run_id: str, timeout: float) -> RunJSON | None:
         with _unavailable():
             return self._view(run_id, self._broker.wait(run_id, timeout))

@@ -49,6 +49,13 @@ def test_cluster_drain_loses_nothing_on_either_backend() -> None:
     assert cells[4] == "0 / 0", row  # every run SUCCESS with its result, on both
 
 
+def test_canvas_bench_checks_both_systems_results() -> None:
+    done = loadtests("canvas", "--members", "200", "--repeat", "1", timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith(("| chord", "| group"))]
+    assert len(rows) == 2, done.stdout  # each value checked against n(n-1) before printing
+
+
 def test_ratios_are_celeriac_over_each_peer() -> None:
     results = Results()
     for system, rate in (("celeriac", 300.0), ("celery", 100.0), ("dramatiq", 150.0)):

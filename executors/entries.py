@@ -102,28 +102,35 @@ def finish(
         outcome.state,
         outcome.runtime_ms,
         outcome.fields,
-        follow(message, outcome, codec) if message.chain or message.chord else None,
+        follow(message, outcome, codec) if _follows(message) else None,
     )
 
 
+def _follows(m: p.Message) -> bool:
+    return bool(m.chain or m.chord or m.link or m.link_error)
+
+
 def follow(message: p.Message, outcome: Outcome, codec: Codec) -> Follow:
-    """What a chain link's or a chord member's outcome brings about (docs/canvas.md)."""
-    if message.chord is not None:
-        return Follow(chord=chord_member(message, message.chord, outcome, codec))
-    chain = message.chain or []
-    later = [link.message for link in chain]
-    if outcome.state != states.SUCCESS:
-        # the later links end in its state (a dead run's followers fail: only the run
-        # itself goes to the dead letters)
-        state = states.FAILURE if outcome.state == states.DEAD else outcome.state
-        fields = {k: v for k, v in outcome.fields.items() if k in _ERROR_FIELDS}
-        return Follow(end=later, end_state=state, end_fields=fields)
+    """What the outcome of a chain link, a chord member or a run with callbacks brings
+    about, in its finish call (docs/canvas.md)."""
+    chord = None if message.chord is None else chord_member(message, message.chord, outcome, codec)
+    later = [link.message for link in message.chain or []]
     try:
-        return Follow(submit=[next_link(message, outcome.value, codec)])
-    except CeleriacError as exc:  # the result cannot be an argument of the next link
-        log.error("run %s: the next link of its chain cannot start: %s", message.id, exc)
-        error = describe(exc)
-        return Follow(end=later, end_fields={p.F_ERROR: codec.encode(error, "json")[0]})
+        if outcome.state == states.SUCCESS:
+            value = outcome.value
+            runs = [next_link(message, value, codec)] if message.chain else []
+            runs += [_run_of(message, link, value, codec) for link in message.link or []]
+            return Follow(submit=runs, chord=chord)
+        errbacks = [_run_of(message, link, message.id, codec) for link in message.link_error or []]
+    except CeleriacError as exc:  # a result that cannot be an argument of what follows
+        log.error("run %s: what follows it cannot start: %s", message.id, exc)
+        error = {p.F_ERROR: codec.encode(describe(exc), "json")[0]}
+        return Follow(end=later, end_fields=error, chord=chord)
+    # the later links end in its state (a dead run's followers fail: only the run
+    # itself goes to the dead letters)
+    state = states.FAILURE if outcome.state == states.DEAD else outcome.state
+    fields = {k: v for k, v in outcome.fields.items() if k in _ERROR_FIELDS}
+    return Follow(submit=errbacks, end=later, end_state=state, end_fields=fields, chord=chord)
 
 
 def chord_member(
@@ -178,8 +185,17 @@ _ERROR_FIELDS = frozenset({p.F_ERROR, p.F_EXC, p.F_EXC_SIG})
 
 
 def next_link(message: p.Message, value: object, codec: Codec) -> Submission:
-    """The first link of ``message``'s chain as a run, child of ``message``."""
-    link, rest = (message.chain or [])[0], (message.chain or [])[1:]
+    """The first link of ``message``'s chain as a run, child of ``message``, carrying the
+    rest of the chain."""
+    chain = message.chain or []
+    return _run_of(message, chain[0], value, codec, rest=chain[1:])
+
+
+def _run_of(
+    message: p.Message, link: p.Link, value: object, codec: Codec, rest: list[p.Link] | None = None
+) -> Submission:
+    """``link`` as a run, child of ``message``: ``value`` in front of its args unless it
+    is immutable; its countdown and expiry counted from now."""
     m = link.message
     body, signature = link.body, m.signature
     if not link.immutable:

@@ -60,6 +60,8 @@ class Call:
     chain: tuple[Call, ...] = ()
     immutable: bool = False  # as a link of a chain: not given the result before it
     run_id: str | None = None  # given by the producer (a chain's links); else a fresh one
+    callbacks: tuple[Call, ...] = ()  # link=: runs given its result once it succeeds
+    errbacks: tuple[Call, ...] = ()  # link_error=: runs given its id if it does not
 
 
 def _eta_ms(opts: SendOptions, now: int) -> int | None:
@@ -124,19 +126,59 @@ def build_submission(
         call, default_queue=default_queue, content_type=content_type, run_id=call.run_id or run_id
     )
     body = _body(call, codec, content_type, message)
-    if call.chain:
+    if call.chain or call.callbacks or call.errbacks:
         if keys is None:
-            raise ValueError("a chain needs the key layout, for its links' ids")
-        part = keys.partition(message.id)
-        links = []
-        for c in call.chain:
-            if c.run_id is not None and keys.partition(c.run_id) != part:
-                raise InvalidRequest(f"link {c.run_id} is not of the chain's partition")
-            links.append(
-                _link(c, codec, default_queue, content_type, c.run_id or keys.new_run_id(part))
-            )
-        message.chain = links
+            raise ValueError("a chain or a link needs the key layout, for its runs' ids")
+        links = _Links(keys, keys.partition(message.id), codec, default_queue, content_type)
+        message.chain = links.of(call.chain) or None
+        _attach(message, call, links)
     return Submission(message, body)
+
+
+def _attach(message: p.Message, call: Call, links: _Links) -> None:
+    message.link = links.of(call.callbacks) or None
+    message.link_error = links.of(call.errbacks) or None
+
+
+@dataclass(frozen=True, slots=True)
+class _Links:
+    """Builds later runs (chain links, callbacks) with ids of one partition."""
+
+    keys: Keys
+    part: int
+    codec: Codec
+    default_queue: str
+    content_type: str
+
+    def of(self, calls: tuple[Call, ...]) -> list[Link]:
+        out = []
+        for c in calls:
+            if c.run_id is not None and self.keys.partition(c.run_id) != self.part:
+                raise InvalidRequest(f"run {c.run_id} is not of its chain's partition")
+            out.append(self.link(c, c.run_id or self.keys.new_run_id(self.part)))
+        return out
+
+    def link(self, call: Call, run_id: str) -> Link:
+        """A later run: its countdown and expiry count from when the run before ends."""
+        if call.chain:
+            raise InvalidRequest("a link of a chain cannot carry a chain of its own")
+        opts = call.options
+        if opts.eta is not None or isinstance(opts.expires, str):
+            raise InvalidRequest("a link of a chain takes countdown= and expires= in seconds")
+        message = build_message(
+            Call(call.task, call.args, call.kwargs, _relative(opts)),
+            default_queue=self.default_queue,
+            content_type=self.content_type,
+            run_id=run_id,
+        )
+        _attach(message, call, self)
+        return Link(
+            message=message,
+            body=_body(call, self.codec, self.content_type, message),
+            immutable=call.immutable,
+            countdown_ms=None if opts.countdown is None else int(opts.countdown * 1000),
+            expires_ms=None if opts.expires is None else int(float(opts.expires) * 1000),
+        )
 
 
 def _body(call: Call, codec: Codec, content_type: str, message: p.Message) -> bytes:
@@ -144,28 +186,6 @@ def _body(call: Call, codec: Codec, content_type: str, message: p.Message) -> by
     if signature is not None:
         message.signature = signature
     return body
-
-
-def _link(call: Call, codec: Codec, default_queue: str, content_type: str, run_id: str) -> Link:
-    """A later link: its countdown and expiry count from when the link before finishes."""
-    if call.chain:
-        raise InvalidRequest("a link of a chain cannot carry a chain of its own")
-    opts = call.options
-    if opts.eta is not None or isinstance(opts.expires, str):
-        raise InvalidRequest("a link of a chain takes countdown= and expires= in seconds")
-    message = build_message(
-        Call(call.task, call.args, call.kwargs, _relative(opts)),
-        default_queue=default_queue,
-        content_type=content_type,
-        run_id=run_id,
-    )
-    return Link(
-        message=message,
-        body=_body(call, codec, content_type, message),
-        immutable=call.immutable,
-        countdown_ms=None if opts.countdown is None else int(opts.countdown * 1000),
-        expires_ms=None if opts.expires is None else int(float(opts.expires) * 1000),
-    )
 
 
 def _relative(opts: SendOptions) -> SendOptions:

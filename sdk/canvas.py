@@ -15,6 +15,7 @@ or starts one twice (``sdk/protocol/scripts/finish.lua``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -28,6 +29,9 @@ from sdk.result import AsyncResult, EagerResult, GroupResult
 if TYPE_CHECKING:
     from sdk.app import App
     from sdk.task import Task
+
+
+_CALLBACK_OPTIONS = frozenset({"link", "link_error"})  # options that hold signatures
 
 
 class SignatureJSON(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -138,21 +142,47 @@ class Signature:
         if task is not None:
             call = task._call(self.args, self.kwargs, options)
         else:
-            call = Call(self.name, self.args, self.kwargs, _send_options(options))
-        return Call(
-            call.task, call.args, call.kwargs, call.options, immutable=self.immutable, run_id=run_id
-        )
+            callbacks = callbacks_of(options.pop("link", None))
+            errbacks = callbacks_of(options.pop("link_error", None))
+            call = Call(
+                self.name,
+                self.args,
+                self.kwargs,
+                _send_options(options),
+                callbacks=callbacks,
+                errbacks=errbacks,
+            )
+        return replace(call, immutable=self.immutable, run_id=run_id)
+
+    def link(self, callback: Signature) -> Signature:
+        """Run ``callback`` with this one's result once it succeeds (``link=``)."""
+        self.options["link"] = [*_as_list(self.options.get("link")), callback]
+        return callback
+
+    def link_error(self, errback: Signature) -> Signature:
+        """Run ``errback`` with this run's id if it does not succeed (``link_error=``)."""
+        self.options["link_error"] = [*_as_list(self.options.get("link_error")), errback]
+        return errback
+
+    def on_error(self, errback: Signature) -> Signature:
+        """``link_error``, returning this signature (as Celery's ``on_error``)."""
+        self.link_error(errback)
+        return self
 
     def __or__(self, other: Signature | Chain) -> Chain:
         return Chain(self, other)
 
     # -- JSON ----------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        options = {
+            k: [c.to_dict() for c in _as_list(v)] if k in _CALLBACK_OPTIONS else v
+            for k, v in self.options.items()
+        }
         spec = SignatureJSON(
             task=self.name,
             args=list(self.args),
             kwargs=self.kwargs,
-            options=self.options,
+            options=options,
             immutable=self.immutable,
         )
         return msgspec.to_builtins(spec)  # type: ignore[no-any-return]
@@ -163,9 +193,26 @@ class Signature:
             spec = msgspec.convert(data, SignatureJSON)
         except msgspec.ValidationError as exc:
             raise InvalidRequest(f"not a signature: {exc}") from exc
-        return cls(
-            spec.task, spec.args, spec.kwargs, spec.options, immutable=spec.immutable, app=app
-        )
+        options = dict(spec.options)
+        for name in _CALLBACK_OPTIONS & set(options):
+            given = options[name]
+            listed = given if isinstance(given, list) else [given]
+            options[name] = [Signature.from_dict(c, app) for c in listed]
+        return cls(spec.task, spec.args, spec.kwargs, options, immutable=spec.immutable, app=app)
+
+
+def _as_list(given: Any) -> list[Signature]:
+    if given is None:
+        return []
+    return [given] if isinstance(given, Signature) else list(given)
+
+
+def callbacks_of(given: Signature | Iterable[Signature] | None) -> tuple[Call, ...]:
+    """``link=`` / ``link_error=``: one signature or several, each a run of its own."""
+    sigs = _as_list(given)
+    if not all(isinstance(s, Signature) for s in sigs):
+        raise TypeError(f"link= and link_error= take signatures, not {given!r}")
+    return tuple(s.to_call() for s in sigs)
 
 
 def _send_options(options: dict[str, Any]) -> SendOptions:
@@ -253,10 +300,19 @@ class Chain:
         """Send the chain; ``args``, ``kwargs`` and ``options`` go to its first link. The
         result is the last link's, its ``parent`` the one before, and so on."""
         app = self.app
-        first = self.links[0].clone(args, kwargs, **options)
+        link, link_error = options.pop("link", None), options.pop("link_error", None)
+        links = [self.links[0].clone(args, kwargs, **options), *(s.clone() for s in self.links[1:])]
+        if link is not None:  # as Celery: the chain's callback follows its last link
+            links[-1].options["link"] = [*_as_list(links[-1].options.get("link")), *_as_list(link)]
+        if link_error is not None:  # and its errback any link that fails
+            for s in links:
+                s.options["link_error"] = [
+                    *_as_list(s.options.get("link_error")),
+                    *_as_list(link_error),
+                ]
         if app.conf.task_always_eager:
-            return self._run_eagerly(app, [first, *self.links[1:]])
-        chained = Chain(first, *self.links[1:])
+            return self._run_eagerly(app, links)
+        chained = Chain(*links)
         call = chained.to_call()
         app.send_calls([call])
         return chained.result_of(call)

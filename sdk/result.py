@@ -209,7 +209,12 @@ class GroupResult:
         are read many to a round trip; the wait is on one unfinished run at a time."""
         deadline = None if timeout is None else time.monotonic() + timeout
         values: list[Any] = [None] * len(self.results)
-        pending = list(range(len(self.results)))
+        pending = []
+        for i, r in enumerate(self.results):
+            if isinstance(r, EagerResult):  # ran here (task_always_eager): nothing to read
+                values[i] = r.get(propagate=propagate)
+            else:
+                pending.append(i)
         while pending:
             runs = self.app.transport.runs([self.results[i].id for i in pending])
             left = []

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar
 
 from sdk import schema
 from sdk.calls import Call, SendOptions
-from sdk.canvas import Signature
+from sdk.canvas import Signature, callbacks_of
 from sdk.context import Request, get_request
 from sdk.errors import Retry
 
@@ -51,6 +51,7 @@ class TaskOptions:
 
 
 _SEND_FIELDS = set(SendOptions.__struct_fields__)
+_CALLBACKS = ("link", "link_error")
 _PER = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
 
@@ -149,17 +150,26 @@ class Task(Generic[P, R]):
         return await self.apply_async_async(args, kwargs)
 
     def _call(self, args: Any, kwargs: Any, options: dict[str, Any]) -> Call:
-        unknown = set(options) - _SEND_FIELDS - {"task_id", "countdown", "eta"}
+        unknown = set(options) - _SEND_FIELDS - {"task_id", "countdown", "eta", *_CALLBACKS}
         if unknown:
             raise TypeError(f"unknown apply_async option(s): {', '.join(sorted(unknown))}")
         if "task_id" in options:
             options["idempotency_key"] = options.pop("task_id")
+        callbacks = callbacks_of(options.pop("link", None))
+        errbacks = callbacks_of(options.pop("link_error", None))
         defaults = {
             k: getattr(self.options, k)
             for k in ("queue", "priority", "max_retries", "ignore_result", "expires")
         }
         merged = {**{k: v for k, v in defaults.items() if v is not None}, **options}
-        return Call(self.name, tuple(args or ()), dict(kwargs or {}), SendOptions(**merged))
+        return Call(
+            self.name,
+            tuple(args or ()),
+            dict(kwargs or {}),
+            SendOptions(**merged),
+            callbacks=callbacks,
+            errbacks=errbacks,
+        )
 
     def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> AsyncResult:
         call = self._call(args, kwargs, options)

@@ -37,6 +37,8 @@ class Message(msgspec.Struct, kw_only=True):
     chain: list[Link] | None = None  # the links that run after this one (sdk/canvas.py)
     chord: ChordRef | None = None  # this run is a chord's header member
     chord_body: bool = False  # this run is a chord's body: its header's results go first
+    link: list[Link] | None = None  # runs given its result once it succeeds (link=)
+    link_error: list[Link] | None = None  # runs given its id if it does not (link_error=)
     v: int = PROTOCOL_VERSION
 
 

@@ -65,6 +65,13 @@ def sum_on_second_try(self: Task[Any, Any], values: list[int]) -> int:
     return sum(values)
 
 
+@app.task(name="t.record_into")
+def record_into(value: Any, path: str) -> None:
+    """A callback: appends what it was given (a result, or a failed run's id)."""
+    with open(path, "a") as f:
+        f.write(f"{value}\n")
+
+
 @app.task(name="t.count_into")
 def count_into(values: list[int], path: str) -> int:
     """A chord body that leaves a mark each time it runs (exactly-once checks)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,44 @@ def test_a_chord_with_an_empty_header_runs_its_body_with_no_results(
 ) -> None:
     start_worker("threads")
     assert chord([], sig(app, "t.xsum", 5))().get(timeout=10) == 5
+
+
+# -- callbacks ---------------------------------------------------------------------------------
+@pytest.mark.cluster
+def test_link_runs_with_the_result_and_link_error_with_the_failed_id(
+    start_worker: WorkerFactory, app: App, tmp_path: Path
+) -> None:
+    start_worker("threads")
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    ok = sig(app, "t.add", 2, 2).apply_async(
+        link=sig(app, "t.record_into", str(good)), link_error=sig(app, "t.record_into", str(bad))
+    )
+    failing = sig(app, "t.fail", "boom").on_error(sig(app, "t.record_into", str(bad))).delay()
+    assert ok.get(timeout=10) == 4
+    with pytest.raises(ValueError, match="boom"):
+        failing.get(timeout=10)
+    wait_for(lambda: good.exists() and bad.exists())
+    time.sleep(0.3)  # a second callback run, if there were one
+    assert good.read_text() == "4\n"  # link only on success, once
+    assert bad.read_text() == f"{failing.id}\n"  # link_error only on failure, once
+
+
+def test_a_chains_link_follows_its_last_link_and_link_error_the_failing_one(
+    start_worker: WorkerFactory, app: App, tmp_path: Path
+) -> None:
+    start_worker("threads")
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    done = (sig(app, "t.add", 1, 1) | sig(app, "t.mul", 5)).apply_async(
+        link=sig(app, "t.record_into", str(good))
+    )
+    assert done.get(timeout=10) == 10
+    broken = (
+        sig(app, "t.add", 1, 1) | sig(app, "t.fail", "x", immutable=True) | sig(app, "t.add", 1)
+    )
+    failed = broken.apply_async(link_error=sig(app, "t.record_into", str(bad)))
+    with pytest.raises(ValueError):
+        failed.get(timeout=10)
+    wait_for(lambda: good.exists() and bad.exists())
+    time.sleep(0.3)
+    assert good.read_text() == "10\n"
+    assert failed.parent is not None and bad.read_text() == f"{failed.parent.id}\n"

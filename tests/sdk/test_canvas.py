@@ -152,3 +152,20 @@ def test_json_forms_of_groups_and_chords(app: App) -> None:
         chord([add.s(1, 1)]).apply_async()
     with pytest.raises(InvalidRequest, match="chains in it"):
         chord([add.s(1) | add.s(2)], add.s(1)).apply_async()
+
+
+def test_links_ride_in_the_json_form(app: App) -> None:
+    add = app.tasks["c.add"]
+    sig = add.s(1, 1)
+    callback = sig.link(add.s(10))
+    assert sig.on_error(add.si(0, 0)) is sig and callback == add.s(10)
+    data = sig.to_dict()
+    assert data["options"] == {
+        "link": [{"task": "c.add", "args": [10]}],
+        "link_error": [{"task": "c.add", "args": [0, 0], "immutable": True}],
+    }
+    assert signature(data, app=app) == sig
+    call = sig.to_call()
+    assert [c.task for c in call.callbacks] == ["c.add"] and call.errbacks[0].immutable
+    with pytest.raises(TypeError, match="take signatures"):
+        add.apply_async((1, 1), link="c.add")

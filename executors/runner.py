@@ -13,6 +13,7 @@ from executors.pools.base import LoopSlots, run_in_new_loop
 from sdk import protocol as p
 from sdk import states
 from sdk.app import App
+from sdk.builtins import builtin
 from sdk.context import Request, current_request
 from sdk.errors import (
     CeleriacError,
@@ -54,6 +55,7 @@ class Runner:
         self.state_writer = state_writer
         self.run_async = run_async
         self._async: dict[str, bool] = {}  # by task name: is it an async def
+        self._builtins: dict[str, Task[Any, Any]] = {}
         # Each hook's middleware: those that define it (the defaults do nothing), in the
         # order it is called. Every call per run counts under threads -c 8, where each
         # microsecond a run holds the GIL is paid again by the slots queueing for it.
@@ -79,7 +81,7 @@ class Runner:
         """``run`` for a slot that is a coroutine (the asyncio pool): an ``async def``
         task is awaited on the loop, through the middleware's async hooks; a sync one
         runs whole in a thread, as under the threads pool."""
-        task = self.app.tasks.get(message.task)
+        task = self._task(message.task)
         if task is None or not self._is_async(task):
             return cast(Outcome, await slots.call_in_thread(self.run, message, body, attempts))
         started = time.perf_counter()
@@ -90,6 +92,15 @@ class Runner:
         outcome.runtime_ms = int((time.perf_counter() - started) * 1000)
         return outcome
 
+    def _task(self, name: str) -> Task[Any, Any] | None:
+        """The app's task, or a built-in one (``sdk/builtins.py``), made once."""
+        task = self.app.tasks.get(name)
+        if task is None and name.startswith("celeriac."):
+            task = self._builtins.get(name)
+            if task is None and (made := builtin(self.app, name)) is not None:
+                task = self._builtins[name] = made
+        return task
+
     def _is_async(self, task: Task[Any, Any]) -> bool:
         known = self._async.get(task.name)
         if known is None:
@@ -97,7 +108,7 @@ class Runner:
         return known
 
     def _execution(self, message: p.Message, body: bytes, attempts: int) -> Execution:
-        task = self.app.tasks.get(message.task)
+        task = self._task(message.task)
         if task is None:
             raise TaskNotFound(f"task {message.task!r} is not registered on this worker")
         payload = self.codec.decode(body, message.content_type, message.signature)

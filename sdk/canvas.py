@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from sdk.builtins import MAP, STARMAP, builtin
 from sdk.calls import Call, SendOptions
 from sdk.errors import InvalidRequest
 from sdk.protocol.clock import new_id
@@ -130,7 +131,7 @@ class Signature:
     ) -> AsyncResult:
         """Submit a run of it, ``args`` in front of its own (partial application)."""
         call = self.clone(args, kwargs, **options).to_call()
-        task = self.app.tasks.get(self.name)
+        task = self.app.tasks.get(self.name) or builtin(self.app, self.name)
         if self.app.conf.task_always_eager and task is not None:
             return self.app.run_eagerly(task, call)
         return self.app.send_calls([call])[0]
@@ -457,6 +458,36 @@ class Chord:
         }
 
 
+class Chunks:
+    """``task.chunks(items, n)``: the items' calls in runs of ``n`` each (a group of
+    ``starmap`` runs); the result is a ``GroupResult`` of lists."""
+
+    def __init__(self, task: Task[Any, Any], items: Iterable[Iterable[Any]], n: int) -> None:
+        if n < 1:
+            raise InvalidRequest(f"chunks of {n}: give at least 1")
+        self.task, self.items, self.n = task, [list(i) for i in items], n
+
+    def group(self) -> Group:
+        slices = [self.items[i : i + self.n] for i in range(0, len(self.items), self.n)]
+        return Group(starmap(self.task, part) for part in slices)
+
+    def __call__(self, **options: Any) -> GroupResult:
+        return self.apply_async(**options)
+
+    def apply_async(self, **options: Any) -> GroupResult:
+        return self.group().apply_async(**options)
+
+
+def map_of(task: Task[Any, Any], items: Iterable[Any]) -> Signature:
+    """``task.map(items)``: one run calling ``task(item)`` for each item, in order."""
+    return Signature(MAP, (task.name, list(items)), app=task.app)
+
+
+def starmap(task: Task[Any, Any], items: Iterable[Iterable[Any]]) -> Signature:
+    """``task.starmap(items)``: one run calling ``task(*item)`` for each item."""
+    return Signature(STARMAP, (task.name, [list(i) for i in items]), app=task.app)
+
+
 chain = Chain
 group = Group
 chord = Chord
@@ -464,11 +495,14 @@ chord = Chord
 __all__ = [
     "Chain",
     "Chord",
+    "Chunks",
     "Group",
     "Signature",
     "SignatureJSON",
     "chain",
     "chord",
     "group",
+    "map_of",
     "signature",
+    "starmap",
 ]

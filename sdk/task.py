@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar
 
-from sdk import schema
+from sdk import canvas, schema
 from sdk.calls import Call, SendOptions
 from sdk.canvas import Signature, callbacks_of
 from sdk.context import Request, get_request
@@ -141,6 +141,18 @@ class Task(Generic[P, R]):
         return Signature(self, args or (), kwargs, options, immutable=immutable)
 
     subtask = signature
+
+    def map(self, items: Iterable[Any]) -> Signature:
+        """One run calling this task on each item in turn; its result is their list."""
+        return canvas.map_of(self, items)
+
+    def starmap(self, items: Iterable[Iterable[Any]]) -> Signature:
+        """As ``map``, each item spread as positional arguments."""
+        return canvas.starmap(self, items)
+
+    def chunks(self, items: Iterable[Iterable[Any]], n: int) -> canvas.Chunks:
+        """The items' calls in runs of ``n`` each (a group of ``starmap`` runs)."""
+        return canvas.Chunks(self, items, n)
 
     # -- submitting ------------------------------------------------------------------------
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult:

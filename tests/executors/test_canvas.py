@@ -172,3 +172,18 @@ def test_a_chains_link_follows_its_last_link_and_link_error_the_failing_one(
     time.sleep(0.3)
     assert good.read_text() == "10\n"
     assert failed.parent is not None and bad.read_text() == f"{failed.parent.id}\n"
+
+
+def test_map_starmap_and_chunks_on_a_worker(
+    pool: str, start_worker: WorkerFactory, app: App
+) -> None:
+    start_worker(pool)
+    assert signature("celeriac.starmap", ("t.add", [[1, 2], [3, 4]]), app=app).delay().get(
+        timeout=10
+    ) == [3, 7]
+    assert signature("celeriac.map", ("t.xsum", [[1, 2], [3]]), app=app).delay().get(
+        timeout=10
+    ) == [3, 3]
+    missing = signature("celeriac.map", ("t.nope", [1]), app=app).delay()
+    with pytest.raises(Exception, match="t.nope"):
+        missing.get(timeout=10)

@@ -169,3 +169,14 @@ def test_links_ride_in_the_json_form(app: App) -> None:
     assert [c.task for c in call.callbacks] == ["c.add"] and call.errbacks[0].immutable
     with pytest.raises(TypeError, match="take signatures"):
         add.apply_async((1, 1), link="c.add")
+
+
+def test_map_starmap_and_chunks_run_eagerly(app: App) -> None:
+    add, mul = app.tasks["c.add"], app.tasks["c.mul"]
+    assert add.starmap([(1, 2), (3, 4)]).delay().get() == [3, 7]
+    assert app.tasks["c.total"].map([[1, 2], [3]]).delay().get() == [3, 3]
+    chunks = mul.chunks(zip(range(5), range(5)), 2)
+    assert len(chunks.group()) == 3
+    assert chunks().get() == [[0, 1], [4, 9], [16]]
+    with pytest.raises(InvalidRequest, match="at least 1"):
+        mul.chunks([(1, 2)], 0)

@@ -6,16 +6,18 @@ The gateway (from an HTTP body) and the SDK (from ``apply_async``) both go throu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import msgspec
 
 from sdk import protocol as p
 from sdk.errors import InvalidRequest
+from sdk.protocol import plans
 from sdk.protocol.envelope import Link
 from sdk.protocol.keys import DEFAULT_PRIORITY, PRIORITIES, Keys
-from sdk.protocol.plans import Submission
+from sdk.protocol.plans import ScriptCall, Submission
 from sdk.serializers import Codec
 
 Number = int | float
@@ -133,6 +135,46 @@ def build_submission(
         message.chain = links.of(call.chain) or None
         _attach(message, call, links)
     return Submission(message, body)
+
+
+@dataclass(frozen=True, slots=True)
+class ChordPlan:
+    """A chord, ready to send: the call that opens it, then its header's submissions."""
+
+    open: ScriptCall[bool]
+    header: list[Submission]
+    body_id: str
+
+
+def build_chord(
+    header: Sequence[Call],
+    body: Call,
+    codec: Codec,
+    keys: Keys,
+    *,
+    default_queue: str,
+    content_type: str,
+) -> ChordPlan:
+    """A chord's runs: the body (kept in the chord's hash until its header is done) and
+    the header, every run of the body's partition, each knowing its place."""
+
+    def submission(call: Call) -> Submission:
+        return build_submission(
+            call, codec, default_queue=default_queue, content_type=content_type, keys=keys
+        )
+
+    body_sub = submission(body)
+    m = body_sub.message
+    m.chord_body = True
+    part = keys.partition(m.id)
+    subs = [submission(replace(c, run_id=c.run_id or keys.new_run_id(part))) for c in header]
+    for i, sub in enumerate(subs):
+        if keys.partition(sub.message.id) != part:
+            raise InvalidRequest(f"chord member {sub.message.id} is not of its partition")
+        sub.message.chord = p.ChordRef(
+            body_id=m.id, body_task=m.task, body_queue=m.queue, body_priority=m.priority, index=i
+        )
+    return ChordPlan(plans.chord_open(keys, body_sub, len(subs), content_type), subs, m.id)
 
 
 def _attach(message: p.Message, call: Call, links: _Links) -> None:

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 import redis
 
 from sdk.broker import AsyncBroker, Broker, check_revoke
-from sdk.calls import Call, build_submission
+from sdk.calls import Call, build_chord, build_submission
 from sdk.clients import async_client, sync_client
 from sdk.config import Settings
 from sdk.errors import BrokerUnavailable, InvalidRequest
-from sdk.protocol import plans
-from sdk.protocol.envelope import ChordRef
 from sdk.protocol.keys import Keys
 from sdk.protocol.plans import Limits, Submission
 from sdk.protocol.record import Fields
@@ -65,30 +62,15 @@ class RedisTransport:
     def send_chord(self, header: Sequence[Call], body: Call) -> tuple[list[str], str]:
         """Open a chord, then queue its header: every run of the body's partition, each
         knowing its place; the last to finish submits the body (docs/canvas.md)."""
-        keys = self._keys
-        [body_sub] = self._subs([body])
-        m = body_sub.message
-        m.chord_body = True
-        part = keys.partition(m.id)
-        subs = self._subs([replace(c, run_id=c.run_id or keys.new_run_id(part)) for c in header])
-        for i, sub in enumerate(subs):
-            if keys.partition(sub.message.id) != part:
-                raise InvalidRequest(f"chord member {sub.message.id} is not of its partition")
-            sub.message.chord = ChordRef(
-                body_id=m.id,
-                body_task=m.task,
-                body_queue=m.queue,
-                body_priority=m.priority,
-                index=i,
-            )
+        chord = build_chord(
+            header, body, self._codec, self._keys,
+            default_queue=self._settings.default_queue, content_type=self._content_type,
+        )  # fmt: skip
         with _unavailable():
-            opened = self._broker.scripts(
-                plans.chord_open(keys, body_sub, len(subs), self._content_type)
-            )
-            if not opened:
-                raise InvalidRequest(f"a chord with body id {m.id} exists already")
-            self._broker.submit(subs)
-        return [s.message.id for s in subs], m.id
+            if not self._broker.scripts(chord.open):
+                raise InvalidRequest(f"a chord with body id {chord.body_id} exists already")
+            self._broker.submit(chord.header)
+        return [s.message.id for s in chord.header], chord.body_id
 
     def save_group(self, group_id: str, run_ids: Sequence[str]) -> None:
         with _unavailable():

@@ -185,5 +185,5 @@ def test_map_starmap_and_chunks_on_a_worker(
         timeout=10
     ) == [3, 3]
     missing = signature("celeriac.map", ("t.nope", [1]), app=app).delay()
-    with pytest.raises(Exception, match="t.nope"):
+    with pytest.raises(Exception, match=r"t\.nope"):
         missing.get(timeout=10)

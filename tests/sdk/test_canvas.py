@@ -175,7 +175,7 @@ def test_map_starmap_and_chunks_run_eagerly(app: App) -> None:
     add, mul = app.tasks["c.add"], app.tasks["c.mul"]
     assert add.starmap([(1, 2), (3, 4)]).delay().get() == [3, 7]
     assert app.tasks["c.total"].map([[1, 2], [3]]).delay().get() == [3, 3]
-    chunks = mul.chunks(zip(range(5), range(5)), 2)
+    chunks = mul.chunks(zip(range(5), range(5), strict=True), 2)
     assert len(chunks.group()) == 3
     assert chunks().get() == [[0, 1], [4, 9], [16]]
     with pytest.raises(InvalidRequest, match="at least 1"):

@@ -91,6 +91,12 @@ class Entry:
         except fastjsonschema.JsonSchemaValueException as exc:
             raise _invalid(exc) from None
 
+    def check_after(self, args: list[Any], kwargs: dict[str, Any]) -> None:
+        """As ``check``, for a run given a value in front of ``args`` later (a chain's
+        later link, a chord's body): the count and the names only, since that value is
+        not known yet."""
+        self._check_names(self._bind([_LATER, *args], kwargs))
+
     def _bind(self, args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
         """Arguments by name: positional ones mapped through ``positional``, then kwargs."""
         names: list[str] = list(self.data.get("positional") or [])
@@ -125,6 +131,9 @@ class Entry:
                     f"{self.name} got unexpected argument(s): {', '.join(unexpected)}",
                     details={"unexpected": unexpected},
                 )
+
+
+_LATER = object()  # stands for the value a run is given in front of its args later
 
 
 def _entry(raw: bytes) -> Entry | None:

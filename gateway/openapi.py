@@ -51,7 +51,84 @@ _OPTIONS: Schema = {
     "ignore_result": {"type": "boolean"},
 }
 
+_SIGNATURE: Schema = {
+    "type": "object",
+    "required": ["task"],
+    "additionalProperties": False,
+    "properties": {
+        "task": {"type": "string"},
+        "args": {"type": "array"},
+        "kwargs": {"type": "object"},
+        "options": {"type": "object", "properties": _OPTIONS, "additionalProperties": False},
+        "immutable": {"type": "boolean", "description": "take no result from before it"},
+    },
+}
+
 SCHEMAS: dict[str, Schema] = {
+    "Signature": _SIGNATURE,
+    "Workflow": {
+        "description": "a chain's links run in turn, each given the result before it; a group's "
+        "side by side; a chord's body once, given the list of its header's results",
+        "oneOf": [
+            {
+                "type": "object",
+                "required": ["chain"],
+                "properties": {
+                    "chain": {"type": "array", "minItems": 1, "items": _ref("Signature")}
+                },
+            },
+            {
+                "type": "object",
+                "required": ["group"],
+                "properties": {
+                    "group": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "oneOf": [
+                                _ref("Signature"),
+                                {
+                                    "type": "object",
+                                    "required": ["chain"],
+                                    "properties": {
+                                        "chain": {"type": "array", "items": _ref("Signature")}
+                                    },
+                                },
+                            ]
+                        },
+                    }
+                },
+            },
+            {
+                "type": "object",
+                "required": ["chord"],
+                "properties": {
+                    "chord": {
+                        "type": "object",
+                        "required": ["header", "body"],
+                        "properties": {
+                            "header": {"type": "array", "minItems": 1, "items": _ref("Signature")},
+                            "body": _ref("Signature"),
+                        },
+                    }
+                },
+            },
+        ],
+    },
+    "WorkflowAccepted": {
+        "type": "object",
+        "required": ["id", "kind", "members", "links"],
+        "properties": {
+            "id": {"type": "string", "description": "GET /runs/{id} shows the workflow"},
+            "kind": {"enum": ["chain", "group", "chord"]},
+            "members": {"type": "array", "items": {"type": "string"}},
+            "result_id": {
+                "type": ["string", "null"],
+                "description": "the run whose result is its own",
+            },
+            "links": {"type": "object"},
+        },
+    },
     "Error": {
         "type": "object",
         "required": ["error"],
@@ -247,6 +324,19 @@ PATHS: dict[str, Schema] = {
                 },
             ],
             "responses": {"200": _json(_ref("Run"), "the run"), **_errors(400, 404, 503)},
+        }
+    },
+    "/workflows": {
+        "post": {
+            "summary": "Submit a chain, a group or a chord (nestable: chains in a group)",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("Workflow")}},
+            },
+            "responses": {
+                "202": _json(_ref("WorkflowAccepted"), "every run queued; GET /runs/{id} shows it"),
+                **_errors(400, 404, 409, 413, 415, 422, 503),
+            },
         }
     },
     "/runs/{id}/revoke": {

@@ -150,16 +150,24 @@ class WaitHub:
                     del self._waiters[run_id]
 
     async def wait(
-        self, run_id: str, read: Callable[[], Awaitable[Fields | None]], timeout: float
+        self,
+        run_id: str,
+        read: Callable[[], Awaitable[Fields | None]],
+        timeout: float,
+        absent_ok: bool = False,
     ) -> Fields | None:
-        """``read()``'s record once terminal, or as it is when ``timeout`` runs out."""
+        """``read()``'s record once terminal, or as it is when ``timeout`` runs out. A run
+        with no record answers None at once, unless ``absent_ok`` (a workflow's member
+        not submitted yet): then its submission's event wakes the wait too."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
             with self._watch(run_id) as woken:
                 fields = await read()
                 remaining = deadline - loop.time()
-                if fields is None or is_terminal(fields) or remaining <= 0:
+                if remaining <= 0 or (fields is None and not absent_ok):
+                    return fields
+                if fields is not None and is_terminal(fields):
                     return fields
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(woken, remaining)

@@ -53,6 +53,16 @@ def decode_hash(raw: dict[bytes, bytes]) -> dict[str, Any]:
     return {k.decode(): _json.decode(v) for k, v in raw.items()}
 
 
+class Workflow(msgspec.Struct, kw_only=True):
+    """A workflow submitted over ``POST /workflows``: its kind, its members' run ids (a
+    group's: each member's result run), and the run whose result is its own."""
+
+    id: str
+    kind: str  # "chain", "group" or "chord"
+    members: list[str]
+    result: str | None = None  # chain: the last link; chord: the body; group: none
+
+
 class Broker:
     """Synchronous protocol operations over one redis-py client."""
 
@@ -174,6 +184,17 @@ class AsyncBroker:
     async def record(self, run_id: str) -> Fields | None:
         fields = cast(Fields, await self.auto.execute("HGETALL", self.keys.run(run_id)))
         return fields or None
+
+    async def save_workflow(self, workflow: Workflow) -> None:
+        """Keep what ``GET /runs/{id}`` shows of a workflow, as long as results."""
+        raw = msgspec.json.encode(workflow)
+        await self.auto.execute(
+            "SET", self.keys.workflow(workflow.id), raw, "EX", self.limits.result_ttl
+        )
+
+    async def workflow(self, workflow_id: str) -> Workflow | None:
+        raw = await self.auto.execute("GET", self.keys.workflow(workflow_id))
+        return None if raw is None else msgspec.json.decode(raw, type=Workflow)
 
     async def wait(self, run_id: str, timeout: float) -> Fields | None:
         """As Broker.wait, for one waiter; the gateway shares one subscription instead."""

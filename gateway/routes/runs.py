@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import time
 from functools import partial
+from typing import Any
 
 import msgspec
 from starlette.requests import Request
@@ -11,10 +13,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.responses import JSONResponse
-from gateway.state import deps
-from sdk.broker import check_revoke
+from gateway.state import Deps, deps
+from sdk import states
+from sdk.broker import Workflow, check_revoke
 from sdk.errors import InvalidRequest, RunNotFound
-from sdk.runs import run_json
+from sdk.runs import RunJSON, run_json
 
 MAX_WAIT = 60.0
 
@@ -35,15 +38,53 @@ def parse_wait(value: str | None) -> float:
     return wait
 
 
+async def _run(d: Deps, run_id: str, wait: float, absent_ok: bool = False) -> RunJSON | None:
+    read = partial(d.broker.record, run_id)
+    fields = await (d.hub.wait(run_id, read, wait, absent_ok) if wait > 0 else read())
+    return None if fields is None else run_json(run_id, fields, d.codec)
+
+
 async def get_run(request: Request) -> Response:
     d = deps(request)
     run_id: str = request.path_params["id"]
     wait = parse_wait(request.query_params.get("wait"))
-    read = partial(d.broker.record, run_id)
-    fields = await (d.hub.wait(run_id, read, wait) if wait > 0 else read())
-    if fields is None:
+    run = await _run(d, run_id, wait)
+    if run is None and (workflow := await d.broker.workflow(run_id)) is not None:
+        return JSONResponse(await _workflow(d, workflow, wait))
+    if run is None:
         raise RunNotFound(f"no run with id {run_id!r}", details={"id": run_id})
-    return JSONResponse(run_json(run_id, fields, d.codec))
+    return JSONResponse(run)
+
+
+async def _workflow(d: Deps, workflow: Workflow, wait: float) -> dict[str, Any]:
+    """A workflow as a run: a chain's or a chord's state and result are its result
+    run's; a group's state is SUCCESS once every member succeeded, FAILURE once one
+    ended otherwise, and its result the list of theirs (docs/canvas.md)."""
+    deadline = time.monotonic() + wait
+    view: dict[str, Any] = {"id": workflow.id, "kind": workflow.kind, "members": workflow.members}
+    if workflow.result is not None:
+        run = await _run(d, workflow.result, wait, absent_ok=True)
+        state = run["state"] if run else states.PENDING
+        result = run.get("result") if run else None
+        return {**view, "result_id": workflow.result, "state": state, "result": result,
+                "error": run.get("error") if run else None}  # fmt: skip
+    runs = []
+    for member in workflow.members:
+        runs.append(await _run(d, member, max(0.0, deadline - time.monotonic()), True))
+    found = [r["state"] if r else states.PENDING for r in runs]
+    failed = next((r for r in runs if r and r["state"] in _ENDED_BADLY), None)
+    if failed is not None:
+        state = states.FAILURE
+    elif all(s == states.SUCCESS for s in found):
+        state = states.SUCCESS
+    else:
+        state = states.STARTED if states.STARTED in found else states.PENDING
+    result = [r["result"] for r in runs if r] if state == states.SUCCESS else None
+    return {**view, "state": state, "result": result,
+            "error": failed.get("error") if failed else None}  # fmt: skip
+
+
+_ENDED_BADLY = states.TERMINAL - {states.SUCCESS}
 
 
 class RevokeBody(msgspec.Struct, forbid_unknown_fields=True):

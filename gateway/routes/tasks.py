@@ -44,7 +44,8 @@ def _task_defaults(entry: Entry) -> dict[str, Any]:
     return found
 
 
-def _call(entry: Entry, options: SendOptions, args: list[Any], kwargs: dict[str, Any]) -> Call:
+def call_for(entry: Entry, options: SendOptions, args: list[Any], kwargs: dict[str, Any]) -> Call:
+    """A run of ``entry``: its catalog option defaults under the given options."""
     given = {k: v for k, v in msgspec.structs.asdict(options).items() if v is not None}
     return Call(entry.name, args, kwargs, SendOptions(**{**_task_defaults(entry), **given}))
 
@@ -68,7 +69,7 @@ def _submission(
     entry.check(item.args, item.kwargs)
     options = intake.header_options(intake.options_of(item), request.headers, batch=batch)
     return build_submission(
-        _call(entry, options, item.args, item.kwargs),
+        call_for(entry, options, item.args, item.kwargs),
         deps(request).codec,
         default_queue=entry.queue,
         content_type=ct,
@@ -80,7 +81,7 @@ def _pickle_submission(entry: Entry, body: bytes, request: Request) -> Submissio
     """Queue a signed pickle body as it came: the gateway never unpickles it."""
     options = intake.header_options(intake.query_options(request.query_params), request.headers)
     message = build_message(
-        _call(entry, options, [], {}),
+        call_for(entry, options, [], {}),
         default_queue=entry.queue,
         content_type=PICKLE,
         run_id=_run_id(request, _given_key(request, None)),

@@ -134,6 +134,10 @@ class Keys:
         by its body's run id; every header run is of the body's partition."""
         return f"{self._tags[self.partition(body_id)]}:chord:{body_id}"
 
+    def workflow(self, workflow_id: str) -> str:
+        """String: a workflow submitted over HTTP (JSON: kind, members, result run)."""
+        return f"{self._tags[self.partition(workflow_id)]}:workflow:{workflow_id}"
+
     def group(self, group_id: str) -> str:
         """String: a saved group's run ids (JSON list), kept as long as results."""
         return f"{self._tags[self.partition(group_id)]}:group:{group_id}"

@@ -105,7 +105,7 @@ class HttpTransport:
                 ids += _ids(self._client.request(method, path, **kw), count)
         return ids
 
-    # Groups saved, and chords, need the gateway's POST /workflows (not built yet).
+    # Not sent over POST /workflows yet: its ids are the gateway's, the SDK gives its own.
     def send_chord(self, header: Sequence[Call], body: Call) -> tuple[list[str], str]:
         raise InvalidRequest(_NO_WORKFLOWS)
 

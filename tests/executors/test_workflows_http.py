@@ -1,0 +1,84 @@
+"""POST /workflows through a real gateway to a real worker, and GET /runs of a workflow."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Gateway
+from tests.executors.conftest import WorkerFactory
+
+pytestmark = pytest.mark.cluster  # each test also runs on the local Redis Cluster
+
+
+def sig(task: str, *args: Any, **extra: Any) -> dict[str, Any]:
+    return {"task": task, "args": list(args), **extra}
+
+
+@pytest.fixture
+def client(
+    redis_url: str, make_gateway: Callable[..., Gateway], start_worker: WorkerFactory
+) -> httpx.Client:
+    start_worker("threads", "-c", "8")  # registers the t.* tasks in the catalog
+    return make_gateway(redis_url=redis_url).client
+
+
+def run(client: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
+    sent = client.post("/workflows", json=body)
+    assert sent.status_code == 202, sent.text
+    assert sent.headers["location"] == f"/runs/{sent.json()['id']}"
+    done: dict[str, Any] = client.get(f"/runs/{sent.json()['id']}", params={"wait": 20}).json()
+    return done
+
+
+def test_a_chain_a_group_and_a_chord_as_json(client: httpx.Client) -> None:
+    chain = run(client, {"chain": [sig("t.add", 2, 2), sig("t.mul", 10)]})
+    assert chain["kind"] == "chain" and chain["state"] == "SUCCESS" and chain["result"] == 40
+    assert len(chain["members"]) == 2 and chain["result_id"] == chain["members"][1]
+    group = run(client, {"group": [sig("t.add", i, i) for i in range(100)]})
+    assert group["state"] == "SUCCESS" and group["result"] == [2 * i for i in range(100)]
+    header = [sig("t.add", i, i) for i in range(1000)]
+    chord = run(client, {"chord": {"header": header, "body": sig("t.xsum")}})
+    assert chord["state"] == "SUCCESS" and chord["result"] == 999000
+    assert len(chord["members"]) == 1000
+    member = client.get(f"/runs/{chain['members'][1]}").json()
+    assert member["parent_id"] == chain["members"][0]  # each member is a run of its own
+
+
+def test_a_group_holding_a_chain_and_a_failing_chord(client: httpx.Client) -> None:
+    nested = run(
+        client, {"group": [{"chain": [sig("t.add", 1, 1), sig("t.mul", 3)]}, sig("t.add", 1, 2)]}
+    )
+    assert nested["state"] == "SUCCESS" and nested["result"] == [6, 3]
+    header = [sig("t.add", 1, 1), sig("t.fail", "boom")]
+    failed = run(client, {"chord": {"header": header, "body": sig("t.xsum")}})
+    assert failed["state"] == "FAILURE" and failed["error"]["type"] == "ChordError"
+    assert "chord member 1 (t.fail" in failed["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "names"),
+    [
+        ({"chain": [sig("t.add", 1, 1), sig("t.nope")]}, 404, "chain[1]"),
+        ({"group": [sig("t.add", 1, 1), sig("t.add", "x", "y", "z")]}, 422, "group[1]"),
+        ({"chord": {"header": [sig("t.add", 1, 1)], "body": {"args": []}}}, 400, "chord.body"),
+        ({"chain": []}, 400, "chain"),
+        ({"chain": [{"group": [sig("t.add", 1, 1)]}]}, 400, "chain[0]"),
+        ({"pipeline": []}, 400, "workflow"),
+        ({"chord": {"header": [sig("t.add", 1, 1)]}}, 400, "chord"),
+    ],
+)
+def test_a_bad_workflow_gets_a_4xx_naming_the_member(
+    client: httpx.Client, body: dict[str, Any], status: int, names: str
+) -> None:
+    resp = client.post("/workflows", json=body)
+    assert resp.status_code == status, resp.text
+    assert resp.json()["error"]["message"].startswith(names), resp.text
+
+
+def test_malformed_json_is_400(client: httpx.Client) -> None:
+    resp = client.post("/workflows", content=b"{nope", headers={"content-type": "application/json"})
+    assert resp.status_code == 400

@@ -339,6 +339,18 @@ PATHS: dict[str, Schema] = {
             },
         }
     },
+    "/runs/{id}/retry": {
+        "post": {
+            "summary": "Submit a failed, revoked or dead run again, as a new run (its parent_id)",
+            "parameters": [
+                {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {
+                "202": _json(_ref("Accepted"), "the new run, queued durably"),
+                **_errors(404, 409, 503),
+            },
+        }
+    },
     "/runs/{id}/revoke": {
         "post": {
             "summary": "Revoke a run: a queued one never starts; terminate stops a running one",

@@ -16,7 +16,9 @@ from gateway.responses import JSONResponse
 from gateway.state import Deps, deps
 from sdk import states
 from sdk.broker import Workflow, check_revoke
-from sdk.errors import InvalidRequest, RunNotFound
+from sdk.errors import Conflict, InvalidRequest, RunNotFound
+from sdk.protocol import decode_envelope, new_id, now_ms
+from sdk.protocol.plans import Submission
 from sdk.runs import RunJSON, run_json
 
 MAX_WAIT = 60.0
@@ -114,7 +116,55 @@ async def revoke_run(request: Request) -> Response:
     )
 
 
+_RETRYABLE = frozenset({states.FAILURE, states.REVOKED, states.DEAD})
+
+
+async def retry_run(request: Request) -> Response:
+    """Submit a failed, revoked or dead run again as a new run, its ``parent_id`` the old
+    one (202). Unknown run: 404; a run in another state: 409. The new run has the old
+    one's task, arguments and options, but not its place in a workflow (docs/canvas.md)."""
+    d = deps(request)
+    run_id: str = request.path_params["id"]
+    fields = await d.broker.record(run_id)
+    if fields is None:
+        raise RunNotFound(f"no run with id {run_id!r}", details={"id": run_id})
+    state = (fields.get(b"state") or b"").decode()
+    if state not in _RETRYABLE:
+        raise Conflict(
+            f"run {run_id} is {state or 'unknown'}: only a failed, revoked or dead run is retried",
+            details={"id": run_id, "state": state},
+        )
+    old = decode_envelope(fields[b"env"])
+    message = msgspec.structs.replace(
+        old,
+        id=new_id(),
+        created_at=now_ms(),
+        eta=None,
+        expires=None,
+        retries=0,
+        parent_id=run_id,
+        root_id=old.root_id or run_id,
+        chain=None,
+        chord=None,
+        chord_body=False,
+        link=None,
+        link_error=None,
+    )
+    if not all(await d.broker.submit([Submission(message, fields.get(b"body", b""))])):
+        raise Conflict("a run with this id already exists")
+    location = f"/runs/{message.id}"
+    answer = {
+        "id": message.id,
+        "task": message.task,
+        "state": states.PENDING,
+        "parent_id": run_id,
+        "links": {"self": location},
+    }
+    return JSONResponse(answer, status_code=202, headers={"Location": location})
+
+
 routes = [
     Route("/runs/{id}", get_run, methods=["GET"]),
     Route("/runs/{id}/revoke", revoke_run, methods=["POST"]),
+    Route("/runs/{id}/retry", retry_run, methods=["POST"]),
 ]

@@ -82,3 +82,20 @@ def test_a_bad_workflow_gets_a_4xx_naming_the_member(
 def test_malformed_json_is_400(client: httpx.Client) -> None:
     resp = client.post("/workflows", content=b"{nope", headers={"content-type": "application/json"})
     assert resp.status_code == 400
+
+
+def test_retry_submits_a_failed_run_again_as_its_child(client: httpx.Client) -> None:
+    failed = client.post("/tasks/t.fail", json={"args": ["boom"]}).json()["id"]
+    assert client.get(f"/runs/{failed}", params={"wait": 10}).json()["state"] == "FAILURE"
+    again = client.post(f"/runs/{failed}/retry")
+    assert again.status_code == 202, again.text
+    child = again.json()
+    assert child["parent_id"] == failed and child["id"] != failed
+    assert again.headers["location"] == f"/runs/{child['id']}"
+    run = client.get(f"/runs/{child['id']}", params={"wait": 10}).json()
+    assert run["state"] == "FAILURE" and run["parent_id"] == failed and run["task"] == "t.fail"
+    ok = client.post("/tasks/t.add", json={"args": [1, 2]}).json()["id"]
+    assert client.get(f"/runs/{ok}", params={"wait": 10}).json()["state"] == "SUCCESS"
+    refused = client.post(f"/runs/{ok}/retry")
+    assert refused.status_code == 409 and "only a failed" in refused.json()["error"]["message"]
+    assert client.post("/runs/nope/retry").status_code == 404

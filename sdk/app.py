@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar, overload
 
+from sdk.builtins import builtin
 from sdk.calls import Call, SendOptions
 from sdk.canvas import Chain, Signature
 from sdk.config import Settings, settings_from_object
 from sdk.context import Request, current_request
-from sdk.errors import ConfigurationError, DuplicateTask
+from sdk.errors import ConfigurationError, DuplicateTask, TaskNotFound
 from sdk.middleware import Middleware
 from sdk.protocol import new_id
 from sdk.result import AsyncResult, EagerResult
@@ -176,16 +178,27 @@ class App:
         )
         token = current_request.set(request)
         try:
-            value = task(*call.args, **call.kwargs)
-            if inspect.isawaitable(value):
-                value = asyncio.run(_await(value))
+            try:
+                value = task(*call.args, **call.kwargs)
+                if inspect.isawaitable(value):
+                    value = asyncio.run(_await(value))
+            finally:
+                current_request.reset(token)
         except Exception as exc:
+            self._eager_callbacks(call.errbacks, run_id)  # link_error: given the run's id
             if self.conf.task_eager_propagates:
                 raise
             return EagerResult(run_id, self, None, exc)
-        finally:
-            current_request.reset(token)
+        self._eager_callbacks(call.callbacks, value)  # link: given the result
         return EagerResult(run_id, self, value, None)
+
+    def _eager_callbacks(self, callbacks: Sequence[Call], value: Any) -> None:
+        for callback in callbacks:
+            args = callback.args if callback.immutable else (value, *callback.args)
+            task = self.tasks.get(callback.task) or builtin(self, callback.task)
+            if task is None:
+                raise TaskNotFound(f"callback task {callback.task!r} is not registered here")
+            self.run_eagerly(task, replace(callback, args=tuple(args)))
 
 
 async def _await(value: Any) -> Any:

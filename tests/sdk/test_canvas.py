@@ -180,3 +180,17 @@ def test_map_starmap_and_chunks_run_eagerly(app: App) -> None:
     assert chunks().get() == [[0, 1], [4, 9], [16]]
     with pytest.raises(InvalidRequest, match="at least 1"):
         mul.chunks([(1, 2)], 0)
+
+
+def test_links_run_eagerly_too(app: App) -> None:
+    seen: list[object] = []
+
+    @app.task(name="c.seen")
+    def record(value: object) -> None:
+        seen.append(value)
+
+    add, fail = app.tasks["c.add"], app.tasks["c.fail"]
+    add.apply_async((1, 2), link=record.s(), link_error=record.s())
+    app.conf.task_eager_propagates = False
+    failed = fail.s(1).on_error(record.s()).delay()
+    assert seen == [3, failed.id]  # the result on success; the failed run's id on failure

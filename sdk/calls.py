@@ -65,6 +65,9 @@ class Call:
     callbacks: tuple[Call, ...] = ()  # link=: runs given its result once it succeeds
     errbacks: tuple[Call, ...] = ()  # link_error=: runs given its id if it does not
 
+    def replace_chain(self, chain: tuple[Call, ...] = ()) -> Call:
+        return replace(self, chain=chain)
+
 
 def _eta_ms(opts: SendOptions, now: int) -> int | None:
     if opts.countdown is not None:

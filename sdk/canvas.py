@@ -273,11 +273,10 @@ class Chain:
         later = tuple(link.to_call(i) for link, i in zip(self.links[1:], ids[1:], strict=True))
         return Call(head.task, head.args, head.kwargs, head.options, chain=later, run_id=ids[0])
 
-    def result_of(self, call: Call) -> AsyncResult:
-        """The chain's result for ``call`` (made by ``to_call``): the last link's."""
+    def send(self) -> AsyncResult:
+        """Submit it (as one run carrying its later links): the last link's result."""
         result: AsyncResult | None = None
-        for run_id in [call.run_id, *(c.run_id for c in call.chain)]:
-            assert run_id is not None
+        for run_id in self.app.transport.send_chain(self.to_call()):
             result = AsyncResult(run_id, self.app, parent=result)
         assert result is not None
         return result
@@ -313,10 +312,7 @@ class Chain:
                 ]
         if app.conf.task_always_eager:
             return self._run_eagerly(app, links)
-        chained = Chain(*links)
-        call = chained.to_call()
-        app.send_calls([call])
-        return chained.result_of(call)
+        return Chain(*links).send()
 
     def _run_eagerly(self, app: App, links: list[Signature]) -> AsyncResult:
         result: AsyncResult | None = None
@@ -395,12 +391,9 @@ class Group:
         members = self._with(tuple(args), dict(kwargs or {}), options)
         if app.conf.task_always_eager:
             return GroupResult(new_id(), [m.apply_async() for m in members], app)
-        calls = [m.to_call() if isinstance(m, Chain) else m.to_call(new_id()) for m in members]
-        app.send_calls(calls)
-        results = [
-            m.result_of(c) if isinstance(m, Chain) else AsyncResult(str(c.run_id), app)
-            for m, c in zip(members, calls, strict=True)
-        ]
+        plain = [m for m in members if isinstance(m, Signature)]
+        sent = iter(app.send_calls([m.to_call() for m in plain]))  # one round trip
+        results = [m.send() if isinstance(m, Chain) else next(sent) for m in members]
         return GroupResult(new_id(), results, app)
 
     def to_dict(self) -> dict[str, Any]:

@@ -29,9 +29,22 @@ def _body(call: Call) -> dict[str, Any]:
     return msgspec.to_builtins(body)  # type: ignore[no-any-return]
 
 
-_NO_WORKFLOWS = (
-    "chains, chords and saved groups go straight to Redis for now: give the App a redis_url"
-)
+_NO_WORKFLOWS = "over the gateway, a chain goes through send_chain (POST /workflows)"
+_NO_SAVED_GROUPS = "the gateway keeps no saved groups yet: give the App a redis_url"
+
+
+def _signature(call: Call) -> dict[str, Any]:
+    """A call as a member of ``POST /workflows``."""
+    if call.callbacks or call.errbacks or call.chain:
+        raise InvalidRequest("link=, link_error= and nested chains go straight to Redis for now")
+    options = msgspec.to_builtins(call.options)
+    return {
+        "task": call.task,
+        "args": list(call.args),
+        "kwargs": call.kwargs,
+        "options": options,
+        "immutable": call.immutable,
+    }
 
 
 def _plan_send(calls: Sequence[Call]) -> list[tuple[Request, int]]:
@@ -105,15 +118,28 @@ class HttpTransport:
                 ids += _ids(self._client.request(method, path, **kw), count)
         return ids
 
-    # Not sent over POST /workflows yet: its ids are the gateway's, the SDK gives its own.
+    def send_chain(self, call: Call) -> list[str]:
+        """A chain over ``POST /workflows``: the ids of its links, in order."""
+        chain = [_signature(call.replace_chain()), *map(_signature, call.chain)]
+        return list(self._workflow({"chain": chain})["members"])
+
     def send_chord(self, header: Sequence[Call], body: Call) -> tuple[list[str], str]:
-        raise InvalidRequest(_NO_WORKFLOWS)
+        chord = {"header": [_signature(c) for c in header], "body": _signature(body)}
+        answer = self._workflow({"chord": chord})
+        return list(answer["members"]), str(answer["result_id"])
+
+    def _workflow(self, body: dict[str, Any]) -> dict[str, Any]:
+        with _unavailable():
+            response = self._client.post("/workflows", json=body)
+        _raise_for(response)
+        answer: dict[str, Any] = response.json()
+        return answer
 
     def save_group(self, group_id: str, run_ids: Sequence[str]) -> None:
-        raise InvalidRequest(_NO_WORKFLOWS)
+        raise InvalidRequest(_NO_SAVED_GROUPS)
 
     def restore_group(self, group_id: str) -> list[str] | None:
-        raise InvalidRequest(_NO_WORKFLOWS)
+        raise InvalidRequest(_NO_SAVED_GROUPS)
 
     def run(self, run_id: str) -> RunJSON | None:
         with _unavailable():

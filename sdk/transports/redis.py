@@ -59,6 +59,13 @@ class RedisTransport:
             self._broker.submit(subs)
         return [s.message.id for s in subs]
 
+    def send_chain(self, call: Call) -> list[str]:
+        """The chain as one run carrying its later links: the ids of its links."""
+        [sub] = self._subs([call])
+        with _unavailable():
+            self._broker.submit([sub])
+        return [sub.message.id, *(link.message.id for link in sub.message.chain or [])]
+
     def send_chord(self, header: Sequence[Call], body: Call) -> tuple[list[str], str]:
         """Open a chord, then queue its header: every run of the body's partition, each
         knowing its place; the last to finish submits the body (docs/canvas.md)."""

@@ -8,6 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
+from sdk import App, chord, group, signature
+from sdk.canvas import Signature
+from sdk.errors import InvalidRequest
 from tests.conftest import Gateway
 from tests.executors.conftest import WorkerFactory
 
@@ -99,3 +102,26 @@ def test_retry_submits_a_failed_run_again_as_its_child(client: httpx.Client) -> 
     refused = client.post(f"/runs/{ok}/retry")
     assert refused.status_code == 409 and "only a failed" in refused.json()["error"]["message"]
     assert client.post("/runs/nope/retry").status_code == 404
+
+
+def test_the_sdk_sends_chains_groups_and_chords_through_the_gateway(
+    redis_url: str, make_gateway: Callable[..., Gateway], start_worker: WorkerFactory
+) -> None:
+    start_worker("threads", "-c", "8")
+    gw = make_gateway(redis_url=redis_url)
+    app = App("via-http", gateway_url=gw.url)
+    try:
+
+        def s(task: str, *args: Any) -> Signature:
+            return signature(task, args, app=app)
+
+        chained = (s("t.add", 2, 2) | s("t.mul", 10))()
+        assert chained.get(timeout=10) == 40
+        assert chained.parent is not None and chained.parent.get(timeout=1) == 4
+        grouped = group([s("t.add", 1), s("t.add", 1) | s("t.mul", 3)])(2)
+        assert grouped.get(timeout=10) == [3, 9]
+        assert chord([s("t.add", i, i) for i in range(50)], s("t.xsum"))().get(timeout=10) == 2450
+        with pytest.raises(InvalidRequest, match="saved groups"):
+            grouped.save()
+    finally:
+        app.close()

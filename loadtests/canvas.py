@@ -1,6 +1,7 @@
 """A chord and a group of N no-op runs, Celeriac against Celery 5, on one server.
 
     python -m loadtests canvas [--members 10000] [--repeat 3] [--pool "threads -c 8"]
+                               [--kinds chord,group] [--systems celeriac,celery]
 
 Each experiment starts the system's worker on a flushed Valkey, waits until it answers
 one run, then times from the first submission to the body's result (a chord of
@@ -105,8 +106,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--pool", default="threads -c 8", choices=list(POOLS))
     parser.add_argument("--kinds", default=",".join(KINDS), help="chord, group or both")
+    parser.add_argument("--systems", default=",".join(SYSTEMS), help="celeriac, celery or both")
     args = parser.parse_args()
     kinds = [k for k in KINDS if k in args.kinds.split(",")]
+    systems = [s for s in SYSTEMS if s in args.systems.split(",")]
     with tempfile.TemporaryDirectory(prefix="celeriac-canvas-") as tmp:
         server = EmbeddedServer(Path(tmp) / "valkey", persistent=False).start()
         os.environ["BENCH_REDIS_URL"] = server.url  # both apps read it at import
@@ -115,7 +118,7 @@ def main() -> None:
             with Procs(Path(tmp), env=dict(os.environ)) as procs:
                 for repeat in range(args.repeat):
                     for kind in kinds:
-                        for system in SYSTEMS:
+                        for system in systems:
                             s = one(procs, server.url, system, kind, args.pool, args.members)
                             took.setdefault((system, kind), []).append(s)
                             print(
@@ -126,6 +129,12 @@ def main() -> None:
     print(
         f"\n{args.members:,} members, {args.pool}, medians of {args.repeat} (s, lower is better):\n"
     )
+    if systems != list(SYSTEMS):  # one system: its figures only
+        print("| work | " + " | ".join(systems) + " |\n|---|" + "---:|" * len(systems))
+        for kind in kinds:
+            cells = " | ".join(f"{statistics.median(took[(s, kind)]):.2f}" for s in systems)
+            print(f"| {kind} of {args.members:,} `add`, submit to result | {cells} |")
+        return
     print("| work | Celeriac | Celery | Celery ÷ Celeriac |\n|---|---:|---:|---:|")
     for kind in kinds:
         c, e = (statistics.median(took[(s, kind)]) for s in SYSTEMS)

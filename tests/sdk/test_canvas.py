@@ -167,6 +167,7 @@ def test_links_ride_in_the_json_form(app: App) -> None:
     assert signature(data, app=app) == sig
     call = sig.to_call()
     assert [c.task for c in call.callbacks] == ["c.add"] and call.errbacks[0].immutable
+    assert len((sig | add.s(1)).to_call().callbacks) == 1  # a first link keeps its own
     with pytest.raises(TypeError, match="take signatures"):
         add.apply_async((1, 1), link="c.add")
 

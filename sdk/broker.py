@@ -17,7 +17,7 @@ import redis
 
 from sdk import protocol as p
 from sdk.clients import AsyncClient, SyncClient
-from sdk.errors import Conflict, RunNotFound
+from sdk.errors import Conflict, ProtocolError, RunNotFound
 from sdk.protocol import plans
 from sdk.protocol.drivers import AsyncScripts, Scripts
 from sdk.protocol.keys import Keys
@@ -30,6 +30,15 @@ MISSING = Verdict("MISSING", "")  # what revoke.lua and requeue.lua answer for n
 
 def _text(raw: Any) -> str | None:
     return raw.decode() if isinstance(raw, bytes) else None
+
+
+def _later(env: bytes | str | None) -> list[p.Message]:
+    """The later links of the chain a run's envelope carries (none if unreadable)."""
+    raw = env.encode() if isinstance(env, str) else env
+    try:
+        return [link.message for link in p.decode_envelope(raw).chain or []] if raw else []
+    except ProtocolError:
+        return []
 
 
 def check_revoke(run_id: str, verdict: Verdict) -> None:
@@ -146,11 +155,15 @@ class Broker:
         self.scripts(plans.progress(self.keys, self.limits, message, state, meta))
 
     def revoke(self, run_id: str, terminate: bool = False) -> Verdict:
-        """Revoke a run; returns the revoke script's outcome and the state it found."""
-        queue = self._queue_of(run_id)
+        """Revoke a run (and the later links of its chain, if it never starts); returns
+        the revoke script's outcome and the state it found."""
+        queue, env = self.redis.hmget(self.keys.run(run_id), p.F_QUEUE, p.F_ENV)
         if queue is None:
             return MISSING
-        return self.scripts(plans.revoke(self.keys, self.limits, run_id, queue, terminate))
+        call = plans.revoke(
+            self.keys, self.limits, run_id, _text(queue) or "", terminate, _later(env)
+        )
+        return self.scripts(call)
 
     def requeue(self, run_id: str) -> Verdict:
         """Put a dead-lettered run back on its queue (see requeue.lua)."""
@@ -219,10 +232,13 @@ class AsyncBroker:
         return decode_hash(cast(Fields, await self.redis.hgetall(self.keys.tasks)))
 
     async def revoke(self, run_id: str, terminate: bool = False) -> Verdict:
-        queue = await self._queue_of(run_id)
+        found = await self.redis.hmget(self.keys.run(run_id), [p.F_QUEUE, p.F_ENV])
+        queue, env = found
         if queue is None:
             return MISSING
-        return await self.scripts(plans.revoke(self.keys, self.limits, run_id, queue, terminate))
+        later = _later(env)
+        call = plans.revoke(self.keys, self.limits, run_id, _text(queue) or "", terminate, later)
+        return await self.scripts(call)
 
     async def requeue(self, run_id: str) -> Verdict:
         """Put a dead-lettered run back on its queue (see requeue.lua)."""

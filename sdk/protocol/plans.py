@@ -478,26 +478,34 @@ RevokeOutcome = Literal["MISSING", "FINISHED", "REVOKED", "RUNNING", "TERMINATIN
 
 
 def revoke(
-    keys: Keys, limits: Limits, run_id: str, queue: str, terminate: bool
+    keys: Keys,
+    limits: Limits,
+    run_id: str,
+    queue: str,
+    terminate: bool,
+    later: Sequence[Message] = (),
 ) -> ScriptCall[Verdict]:
-    """Revoke a run of ``queue`` (read from its record by the caller)."""
+    """Revoke a run of ``queue`` (read from its record by the caller); ``later``: the
+    links of its chain after it, ended REVOKED too when it never starts."""
     part, now = keys.partition(run_id), now_ms()
-    return ScriptCall(
-        lua.REVOKE,
-        [keys.run(run_id), keys.revoked(part), keys.events(part), keys.delayed(part, queue)],
-        [
-            run_id,
-            now,
-            now + limits.result_ttl * 1000,
-            limits.events,
-            keys.done_channel(run_id),
-            "1" if terminate else "0",
-            limits.result_ttl,
-            keys.control,
-            queue,
-        ],
-        _verdict,
-    )
+    run_keys = [keys.run(run_id), keys.revoked(part), keys.events(part), keys.delayed(part, queue)]
+    args: list[Arg] = [
+        run_id,
+        now,
+        now + limits.result_ttl * 1000,
+        limits.events,
+        keys.done_channel(run_id),
+        "1" if terminate else "0",
+        limits.result_ttl,
+        keys.control,
+        queue,
+    ]
+    for m in later:
+        if keys.partition(m.id) != part:
+            raise ValueError(f"link {m.id} is not of partition {part}")
+        run_keys.append(keys.run(m.id))
+        args += [m.id, m.task, m.queue, keys.done_channel(m.id)]
+    return ScriptCall(lua.REVOKE, run_keys, args, _verdict)
 
 
 def requeue(keys: Keys, limits: Limits, run_id: str, queue: str) -> ScriptCall[Verdict]:

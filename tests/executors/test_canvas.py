@@ -11,7 +11,7 @@ import pytest
 
 from sdk import App, GroupResult, chord, group, signature, states
 from sdk.canvas import Signature
-from sdk.errors import TaskError
+from sdk.errors import TaskError, TaskRevoked
 from tests.executors.conftest import WorkerFactory, wait_for
 
 
@@ -187,3 +187,19 @@ def test_map_starmap_and_chunks_on_a_worker(
     missing = signature("celeriac.map", ("t.nope", [1]), app=app).delay()
     with pytest.raises(Exception, match=r"t\.nope"):
         missing.get(timeout=10)
+
+
+@pytest.mark.cluster
+def test_revoking_a_queued_chain_link_ends_the_links_after_it(
+    app: App, start_worker: WorkerFactory
+) -> None:
+    result = (sig(app, "t.add", 1, 1) | sig(app, "t.mul", 2) | sig(app, "t.add", 3))()
+    first = result.parent.parent  # type: ignore[union-attr]
+    assert first is not None
+    first.revoke()  # no worker yet: the first link is queued, the others not submitted
+    with pytest.raises(TaskRevoked):
+        result.get(timeout=5)
+    assert result.parent is not None and result.parent.state == states.REVOKED
+    start_worker("threads")  # the first link's entry is only acknowledged: nothing runs
+    time.sleep(0.5)
+    assert result.state == states.REVOKED and first.state == states.REVOKED

@@ -1134,3 +1134,18 @@ def test_a_lease_is_renewed_and_released_only_by_its_holder(
     assert r.get(lease) == b"me"
     assert scripts(plans.lease_release(lease, "me")) is True
     assert not r.exists(lease)
+
+
+def test_revoke_of_a_queued_chain_link_ends_its_later_links(
+    r: redis.Redis, scripts: Scripts, keys: Keys, listen: Listen
+) -> None:
+    m = submitted(scripts, keys)
+    later = [chained(keys, m), chained(keys, m)]
+    done = listen(keys.done_channel(later[1].id))
+    call = plans.revoke(keys, LIMITS, m.id, QUEUE, False, later)
+    assert scripts(call) == Verdict("REVOKED", states.PENDING)
+    for link in later:
+        run = record(r, keys, link.id)
+        assert run["state"] == states.REVOKED and run["task"] == "t.add"
+        assert events(r, keys, link.id) == [states.REVOKED]
+    assert published(done) == [b"REVOKED"]

@@ -1,6 +1,9 @@
 -- Revoke a run: a queued or delayed one never starts; a running one may be terminated.
--- KEYS: 1 run hash, 2 revoked zset, 3 events stream, 4 the queue's delayed zset
--- ARGV: see the locals below (the two channels are PUBLISHed to, not keys)
+-- KEYS: 1 run hash, 2 revoked zset, 3 events stream, 4 the queue's delayed zset, then
+--       the record of each later link of its chain
+-- ARGV: see the locals below (the two channels are PUBLISHed to, not keys); then, for
+--       each later link: id, task, queue, done channel (ended REVOKED with a queued run,
+--       which will never finish and so never end them itself)
 -- Returns {outcome, state}: MISSING (no such run), FINISHED (already terminal, nothing
 -- done), REVOKED (it will never start), RUNNING (marked; it runs on unless terminate),
 -- TERMINATING (the worker running it was told to stop it).
@@ -36,4 +39,14 @@ redis.call('HSET', KEYS[1], 'state', 'REVOKED', 'finished_at', now)
 redis.call('EXPIRE', KEYS[1], ttl)
 run_event(KEYS[3], events_max, run_id, 'REVOKED', task, recorded_queue)
 redis.call('PUBLISH', done_channel, 'REVOKED')
+local key = 5
+for at = 10, #ARGV, 4 do
+  local id, link_task, link_queue, channel = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
+  redis.call('HSET', KEYS[key], 'task', link_task, 'queue', link_queue,
+             'state', 'REVOKED', 'finished_at', now)
+  redis.call('EXPIRE', KEYS[key], ttl)
+  run_event(KEYS[3], events_max, id, 'REVOKED', link_task, link_queue)
+  redis.call('PUBLISH', channel, 'REVOKED')
+  key = key + 1
+end
 return {'REVOKED', state}

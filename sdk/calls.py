@@ -7,7 +7,7 @@ The gateway (from an HTTP body) and the SDK (from ``apply_async``) both go throu
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -61,12 +61,8 @@ class Call:
     options: SendOptions
     chain: tuple[Call, ...] = ()
     immutable: bool = False  # as a link of a chain: not given the result before it
-    run_id: str | None = None  # given by the producer (a chain's links); else a fresh one
     callbacks: tuple[Call, ...] = ()  # link=: runs given its result once it succeeds
     errbacks: tuple[Call, ...] = ()  # link_error=: runs given its id if it does not
-
-    def replace_chain(self, chain: tuple[Call, ...] = ()) -> Call:
-        return replace(self, chain=chain)
 
 
 def _eta_ms(opts: SendOptions, now: int) -> int | None:
@@ -128,7 +124,7 @@ def build_submission(
     """Encode ``call`` as a run: a fresh envelope and the serialized arguments; with a
     chain, its links ride in the envelope, with ids of this run's partition (``keys``)."""
     message = build_message(
-        call, default_queue=default_queue, content_type=content_type, run_id=call.run_id or run_id
+        call, default_queue=default_queue, content_type=content_type, run_id=run_id
     )
     body = _body(call, codec, content_type, message)
     if call.chain or call.callbacks or call.errbacks:
@@ -161,19 +157,22 @@ def build_chord(
     """A chord's runs: the body (kept in the chord's hash until its header is done) and
     the header, every run of the body's partition, each knowing its place."""
 
-    def submission(call: Call) -> Submission:
+    def submission(call: Call, run_id: str | None = None) -> Submission:
         return build_submission(
-            call, codec, default_queue=default_queue, content_type=content_type, keys=keys
+            call,
+            codec,
+            default_queue=default_queue,
+            content_type=content_type,
+            run_id=run_id,
+            keys=keys,
         )
 
     body_sub = submission(body)
     m = body_sub.message
     m.chord_body = True
     part = keys.partition(m.id)
-    subs = [submission(replace(c, run_id=c.run_id or keys.new_run_id(part))) for c in header]
+    subs = [submission(c, keys.new_run_id(part)) for c in header]
     for i, sub in enumerate(subs):
-        if keys.partition(sub.message.id) != part:
-            raise InvalidRequest(f"chord member {sub.message.id} is not of its partition")
         sub.message.chord = p.ChordRef(
             body_id=m.id, body_task=m.task, body_queue=m.queue, body_priority=m.priority, index=i
         )
@@ -196,12 +195,7 @@ class _Links:
     content_type: str
 
     def of(self, calls: tuple[Call, ...]) -> list[Link]:
-        out = []
-        for c in calls:
-            if c.run_id is not None and self.keys.partition(c.run_id) != self.part:
-                raise InvalidRequest(f"run {c.run_id} is not of its chain's partition")
-            out.append(self.link(c, c.run_id or self.keys.new_run_id(self.part)))
-        return out
+        return [self.link(c, self.keys.new_run_id(self.part)) for c in calls]
 
     def link(self, call: Call, run_id: str) -> Link:
         """A later run: its countdown and expiry count from when the run before ends."""

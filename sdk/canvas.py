@@ -7,7 +7,7 @@ link's result becomes the first argument of the next, and the chain's result is 
 last link's. docs/canvas.md says what is stored where, and how it differs from Celery.
 
 A chain is sent as one run whose envelope carries the later links, each with its id
-already given (of the first run's partition); the worker that finishes a link submits
+given at submission (of the first run's partition); the worker that finishes a link submits
 the next one in the same script call that stores the outcome, so no crash loses a link
 or starts one twice (``sdk/protocol/scripts/finish.lua``).
 """
@@ -24,7 +24,6 @@ from sdk.builtins import MAP, STARMAP, builtin
 from sdk.calls import Call, SendOptions
 from sdk.errors import InvalidRequest
 from sdk.protocol.clock import new_id
-from sdk.protocol.keys import Keys
 from sdk.result import AsyncResult, EagerResult, GroupResult
 
 if TYPE_CHECKING:
@@ -136,7 +135,7 @@ class Signature:
             return self.app.run_eagerly(task, call)
         return self.app.send_calls([call])[0]
 
-    def to_call(self, run_id: str | None = None) -> Call:
+    def to_call(self) -> Call:
         """The run to make, with the task's own default options under the signature's."""
         task = self._app.tasks.get(self.name) if self._app is not None else None
         options = dict(self.options)
@@ -153,7 +152,7 @@ class Signature:
                 callbacks=callbacks,
                 errbacks=errbacks,
             )
-        return replace(call, immutable=self.immutable, run_id=run_id)
+        return replace(call, immutable=self.immutable)
 
     def link(self, callback: Signature) -> Signature:
         """Run ``callback`` with this one's result once it succeeds (``link=``)."""
@@ -264,14 +263,12 @@ class Chain:
         return Chain(self, other)
 
     def to_call(self) -> Call:
-        """The whole chain as one run (its first link) carrying the rest, ids given."""
-        app = self.app
-        keys = Keys.from_settings(app.conf)
-        ids = [new_id()]
-        ids += [keys.new_run_id(keys.partition(ids[0])) for _ in self.links[1:]]
-        head = self.links[0].to_call(ids[0])
-        later = tuple(link.to_call(i) for link, i in zip(self.links[1:], ids[1:], strict=True))
-        return replace(head, chain=later)  # keeps the first link's own callbacks
+        """The whole chain as one run (its first link) carrying the rest; the transport
+        gives every link its id (``send_chain`` answers them)."""
+        if not self.links:
+            raise InvalidRequest("an empty chain has nothing to run")
+        later = tuple(link.to_call() for link in self.links[1:])
+        return replace(self.links[0].to_call(), chain=later)  # keeps the first's callbacks
 
     def send(self) -> AsyncResult:
         """Submit it (as one run carrying its later links): the last link's result."""
@@ -437,8 +434,7 @@ class Chord:
         members = [m for m in self.header.members if isinstance(m, Signature)]
         if not members:  # nothing to wait for: the body runs at once, with no results
             return body.clone(([],)).apply_async()
-        body_call = body.to_call(new_id())
-        ids, body_id = app.transport.send_chord([m.to_call() for m in members], body_call)
+        ids, body_id = app.transport.send_chord([m.to_call() for m in members], body.to_call())
         header_result = GroupResult(new_id(), [AsyncResult(i, app) for i in ids], app)
         return AsyncResult(body_id, app, parent=header_result)
 

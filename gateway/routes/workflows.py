@@ -60,7 +60,7 @@ def _kind(raw: Any, path: str) -> str:
     raise InvalidRequest(f"{path}: not a signature, chain, group or chord")
 
 
-async def _call(d: Deps, raw: Any, path: str, run_id: str | None, given: bool = False) -> Call:
+async def _call(d: Deps, raw: Any, path: str, given: bool = False) -> Call:
     """A member signature as a run, checked against the catalog; ``given``: it is given
     a value in front of its args later (unless immutable)."""
     if _kind(raw, path) != "task":
@@ -78,7 +78,7 @@ async def _call(d: Deps, raw: Any, path: str, run_id: str | None, given: bool = 
         call = call_for(entry, replace_queue(sig.options, entry.queue), sig.args, sig.kwargs)
     except CeleriacError as exc:
         raise _named(path, exc) from None
-    return replace(call, immutable=sig.immutable, run_id=run_id)
+    return replace(call, immutable=sig.immutable)
 
 
 def replace_queue(options: SendOptions, queue: str) -> SendOptions:
@@ -87,16 +87,16 @@ def replace_queue(options: SendOptions, queue: str) -> SendOptions:
     return options if options.queue else msgspec.structs.replace(options, queue=queue)
 
 
-async def _chain(d: Deps, raw: Any, path: str) -> tuple[Call, list[str]]:
+async def _chain(d: Deps, raw: Any, path: str) -> Submission:
+    """A chain as its first run, carrying the later links (their ids given here)."""
     items = _items(raw, path)
-    keys = d.broker.keys
-    ids = [new_id()]
-    ids += [keys.new_run_id(keys.partition(ids[0])) for _ in items[1:]]
-    calls = [
-        await _call(d, item, f"{path}[{i}]", ids[i], given=i > 0) for i, item in enumerate(items)
-    ]
-    head = calls[0]
-    return replace(head, chain=tuple(calls[1:])), ids
+    calls = [await _call(d, item, f"{path}[{i}]", given=i > 0) for i, item in enumerate(items)]
+    return _submission(d, replace(calls[0], chain=tuple(calls[1:])), path)
+
+
+def _ids(sub: Submission) -> list[str]:
+    """The run ids of a chain's links, in order."""
+    return [sub.message.id, *(link.message.id for link in sub.message.chain or [])]
 
 
 def _submission(d: Deps, call: Call, path: str) -> Submission:
@@ -119,30 +119,30 @@ async def _send(d: Deps, raw: Any) -> Workflow:
     body = raw[kind] if kind != "task" else None
     workflow_id = new_id()
     if kind == "chain":
-        call, ids = await _chain(d, body, "chain")
-        await _queue(d, [_submission(d, call, "chain")])
+        sub = await _chain(d, body, "chain")
+        await _queue(d, [sub])
+        ids = _ids(sub)
         return Workflow(id=workflow_id, kind=kind, members=ids, result=ids[-1])
     if kind == "group":
         subs, results = [], []
         for i, item in enumerate(_items(body, "group")):
             where = f"group[{i}]"
             if _kind(item, where) == "chain":
-                call, ids = await _chain(d, item["chain"], f"{where}.chain")
-                results.append(ids[-1])
+                sub = await _chain(d, item["chain"], f"{where}.chain")
             else:
-                call = await _call(d, item, where, new_id())
-                results.append(str(call.run_id))
-            subs.append(_submission(d, call, where))
+                sub = _submission(d, await _call(d, item, where), where)
+            subs.append(sub)
+            results.append(_ids(sub)[-1])
         await _queue(d, subs)
         return Workflow(id=workflow_id, kind=kind, members=results)
     if kind == "chord":
         if not isinstance(body, dict) or set(body) != {"header", "body"}:
             raise InvalidRequest('chord: {"header": [...], "body": {...}}')
         header = [
-            await _call(d, item, f"chord.header[{i}]", None)  # ids of the body's partition
+            await _call(d, item, f"chord.header[{i}]")
             for i, item in enumerate(_items(body["header"], "chord.header"))
         ]
-        last = await _call(d, body["body"], "chord.body", new_id(), given=True)
+        last = await _call(d, body["body"], "chord.body", given=True)
         plan = build_chord(
             header, last, d.codec, d.broker.keys,
             default_queue=d.settings.default_queue, content_type=JSON,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from itertools import groupby
 from typing import Any
 from urllib.parse import quote
@@ -120,7 +121,7 @@ class HttpTransport:
 
     def send_chain(self, call: Call) -> list[str]:
         """A chain over ``POST /workflows``: the ids of its links, in order."""
-        chain = [_signature(call.replace_chain()), *map(_signature, call.chain)]
+        chain = [_signature(replace(call, chain=())), *map(_signature, call.chain)]
         return list(self._workflow({"chain": chain})["members"])
 
     def send_chord(self, header: Sequence[Call], body: Call) -> tuple[list[str], str]:

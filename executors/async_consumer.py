@@ -314,6 +314,10 @@ class _Slot:
                 header = await self.io(lambda: self.consumer.scripts(read))
                 if header is None and self.stop.is_set():
                     return  # stopped during an outage: the run stays pending
+                failed = entries.chord_failed(header)
+                if failed is not None:  # a header run did not succeed: so does the chord
+                    self.finish(entry, message, failed)
+                    return
                 try:  # the run gets the results; a retry keeps the body without them
                     run, run_body = entries.with_header_results(
                         message, body, header, self.runner.codec

@@ -245,6 +245,9 @@ class Consumer:
     def _run(self, message: p.Message, body: bytes, attempts: int) -> Outcome:
         if message.chord_body:  # a chord's body: its header's results go first
             header = self.broker.scripts(plans.chord_read(self.broker.keys, message.id))
+            failed = entries.chord_failed(header)
+            if failed is not None:  # a header run did not succeed: so does the chord
+                return failed
             try:
                 message, body = entries.with_header_results(
                     message, body, header, self.runner.codec

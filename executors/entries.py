@@ -7,7 +7,7 @@ Nothing here does I/O; each consumer sends the calls its own way.
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -23,6 +23,7 @@ from sdk.protocol.plans import (
     ChordResults,
     Follow,
     Limits,
+    Opening,
     ScriptCall,
     Start,
     StreamEntry,
@@ -113,49 +114,94 @@ def _follows(m: p.Message) -> bool:
 def follow(message: p.Message, outcome: Outcome, codec: Codec) -> Follow:
     """What the outcome of a chain link, a chord member or a run with callbacks brings
     about, in its finish call (docs/canvas.md)."""
-    chord = None if message.chord is None else chord_member(message, message.chord, outcome, codec)
-    later = [link.message for link in message.chain or []]
+    ref = _counts_in(message, outcome.state)
+    error = b"" if ref is None else member_error(message, ref, outcome, codec)
     try:
         if outcome.state == states.SUCCESS:
             value = outcome.value
-            runs = [next_link(message, value, codec)] if message.chain else []
+            opens, runs = next_step(message, value, codec) if message.chain else ([], [])
             runs += [_run_of(message, link, value, codec) for link in message.link or []]
-            return Follow(submit=runs, chord=chord)
+            return Follow(open=opens, submit=runs, chord=_member(message, ref, error))
         errbacks = [_run_of(message, link, message.id, codec) for link in message.link_error or []]
     except CeleriacError as exc:  # a result that cannot be an argument of what follows
         log.error("run %s: what follows it cannot start: %s", message.id, exc)
-        error = {p.F_ERROR: codec.encode(describe(exc), "json")[0]}
-        return Follow(end=later, end_fields=error, chord=chord)
+        cause = describe(exc)
+        chord = _member(message, ref, error)
+        if message.chord is None:  # a header chain's link: the chain ends, failing its chord
+            ref = _counts_in(message, states.FAILURE)
+            failed = (
+                b"" if ref is None else _chord_error(message, ref, states.FAILURE, cause, codec)
+            )
+            chord = _member(message, ref, failed)
+        fields = {p.F_ERROR: codec.encode(cause, "json")[0]}
+        return Follow(end=later(message), end_fields=fields, chord=chord)
     # the later links end in its state (a dead run's followers fail: only the run
     # itself goes to the dead letters)
     state = states.FAILURE if outcome.state == states.DEAD else outcome.state
     fields = {k: v for k, v in outcome.fields.items() if k in _ERROR_FIELDS}
-    return Follow(submit=errbacks, end=later, end_state=state, end_fields=fields, chord=chord)
+    return Follow(
+        submit=errbacks,
+        end=later(message),
+        end_state=state,
+        end_fields=fields,
+        chord=_member(message, ref, error),
+    )
 
 
-def chord_member(
-    message: p.Message, ref: p.ChordRef, outcome: Outcome, codec: Codec
-) -> ChordMember:
-    """A header member's count in its chord; should it not succeed, the chord's error
-    names it."""
+def later(message: p.Message) -> list[p.Message]:
+    """Every run after ``message`` in its chain: the later links, and a chord's header
+    runs (with their own later links)."""
+    runs: list[p.Message] = []
+    for link in message.chain or []:
+        runs.append(link.message)
+        for member in link.header or []:
+            runs += [member.message, *later(member.message)]
+    return runs
+
+
+def _counts_in(message: p.Message, state: str) -> p.ChordRef | None:
+    """The chord whose count this outcome settles: the run's own as a header run; a
+    failing link's of a header chain (the later links never run, so never count)."""
+    if message.chord is not None or state == states.SUCCESS or not message.chain:
+        return message.chord
+    return message.chain[-1].message.chord
+
+
+def _member(message: p.Message, ref: p.ChordRef | None, error: bytes) -> ChordMember | None:
+    if ref is None:
+        return None
     body = p.Message(
         id=ref.body_id, task=ref.body_task, queue=ref.body_queue, priority=ref.body_priority
     )
-    error = b""
-    if outcome.state != states.SUCCESS:
-        raw = outcome.fields.get(p.F_ERROR)
-        cause = msgspec.json.decode(raw) if raw else {}
-        what = f"{cause.get('type', outcome.state)}: {cause.get('message', '')}".rstrip(": ")
-        error = codec.encode(
-            {
-                "type": "ChordError",
-                "message": f"chord member {ref.index} ({message.task} {message.id}) "
-                f"ended {outcome.state}: {what}",
-                "traceback": cause.get("traceback"),
-            },
-            "json",
-        )[0]
     return ChordMember(body=body, index=ref.index, error=error)
+
+
+def member_error(message: p.Message, ref: p.ChordRef, outcome: Outcome, codec: Codec) -> bytes:
+    """The chord's error should this header run not succeed ("" when it did): it names
+    the run."""
+    if outcome.state == states.SUCCESS:
+        return b""
+    raw = outcome.fields.get(p.F_ERROR)
+    return _chord_error(message, ref, outcome.state, msgspec.json.decode(raw) if raw else {}, codec)
+
+
+def _chord_error(
+    message: p.Message, ref: p.ChordRef, state: str, cause: dict[str, Any], codec: Codec
+) -> bytes:
+    what = f"{cause.get('type', state)}: {cause.get('message', '')}".rstrip(": ")
+    error = {
+        "type": "ChordError",
+        "message": f"chord member {ref.index} ({message.task} {message.id}) ended {state}: {what}",
+        "traceback": cause.get("traceback"),
+    }
+    return codec.encode(error, "json")[0]
+
+
+def chord_failed(header: ChordResults | None) -> Outcome | None:
+    """A chord body's outcome when a header run did not succeed: the chord's error."""
+    if header is None or not header.error:
+        return None
+    return Outcome(states.FAILURE, {p.F_ERROR: header.error})
 
 
 def with_header_results(
@@ -184,11 +230,21 @@ def _first_argument(
 _ERROR_FIELDS = frozenset({p.F_ERROR, p.F_EXC, p.F_EXC_SIG})
 
 
-def next_link(message: p.Message, value: object, codec: Codec) -> Submission:
+def next_step(
+    message: p.Message, value: object, codec: Codec
+) -> tuple[list[Opening], list[Submission]]:
     """The first link of ``message``'s chain as a run, child of ``message``, carrying the
-    rest of the chain."""
-    chain = message.chain or []
-    return _run_of(message, chain[0], value, codec, rest=chain[1:])
+    rest of the chain; of a chord, the chord to open (its body carries the rest) and its
+    header's runs, each given ``value``."""
+    step, *rest = message.chain or []
+    if step.header is None:
+        return [], [_run_of(message, step, value, codec, rest=rest)]
+    body = _run_of(message, step, None, codec, rest=rest).message
+    header = [
+        _run_of(message, member, value, codec, rest=member.message.chain) for member in step.header
+    ]
+    opening = Opening(Submission(body, step.body), len(header), body.content_type)
+    return [opening], header
 
 
 def _run_of(
@@ -198,7 +254,7 @@ def _run_of(
     is immutable; its countdown and expiry counted from now."""
     m = link.message
     body, signature = link.body, m.signature
-    if not link.immutable:
+    if not link.immutable and link.header is None:  # a chord's body gets the header's results
         body, signature = _first_argument(m, body, value, codec)
     now = p.now_ms()
     submitted = msgspec.structs.replace(
@@ -231,12 +287,14 @@ def retry(
 
 __all__ = [
     "Unreadable",
-    "chord_member",
+    "chord_failed",
     "dead",
     "expired",
     "finish",
     "follow",
-    "next_link",
+    "later",
+    "member_error",
+    "next_step",
     "read",
     "retry",
     "settle_start",

@@ -67,9 +67,9 @@ class Workflow(msgspec.Struct, kw_only=True):
     group's: each member's result run), and the run whose result is its own."""
 
     id: str
-    kind: str  # "chain", "group" or "chord"
+    kind: str  # "chain", "group", "chord" or "task" (a lone signature, with its links)
     members: list[str]
-    result: str | None = None  # chain: the last link; chord: the body; group: none
+    result: str | None = None  # chain: the last step; chord: the body; group: none
 
 
 class Broker:

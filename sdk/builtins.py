@@ -1,7 +1,8 @@
 """Tasks every worker runs without an App registering them: Celery's ``map`` and
 ``starmap``, the runs behind ``task.map(items)``, ``task.starmap(items)`` and
-``task.chunks(items, n)`` (sdk/canvas.py). They call the named task once per item, in
-one run, and return the list of results."""
+``task.chunks(items, n)`` (sdk/canvas.py), which call the named task once per item, in
+one run, and return the list of results; and ``collect``, the body of a group that a
+chain goes on after (or ends with): it returns the list of the group's results."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
 
 MAP = "celeriac.map"
 STARMAP = "celeriac.starmap"
+COLLECT = "celeriac.collect"
+NAMES = frozenset({MAP, STARMAP, COLLECT})
 
 
 def builtin(app: App, name: str) -> Task[Any, Any] | None:
@@ -31,6 +34,11 @@ def builtin(app: App, name: str) -> Task[Any, Any] | None:
             fn = _task(app, task)
             return [fn(*item) for item in items]
 
+    elif name == COLLECT:
+
+        def each(results: list[Any]) -> list[Any]:  # type: ignore[misc]  # one of three
+            return results
+
     else:
         return None
     from sdk.task import Task  # here: sdk.task imports the canvas, which imports this
@@ -45,4 +53,4 @@ def _task(app: App, name: str) -> Task[Any, Any]:
     return task
 
 
-__all__ = ["MAP", "STARMAP", "builtin"]
+__all__ = ["COLLECT", "MAP", "NAMES", "STARMAP", "builtin"]

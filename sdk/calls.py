@@ -7,7 +7,7 @@ The gateway (from an HTTP body) and the SDK (from ``apply_async``) both go throu
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import msgspec
@@ -53,7 +53,10 @@ class BatchBody(msgspec.Struct):
 @dataclass(frozen=True, slots=True)
 class Call:
     """A request to run ``task``: what a producer hands to a transport. ``chain``: the
-    calls that run after it, each given the result before it (``sdk/canvas.py``)."""
+    calls that run after it, each given the result before it (``sdk/canvas.py``).
+    ``header``: this call is a chord's body, run once those calls have all ended, with
+    the list of their results in front of its args (in a chain, each of them is given
+    the result before instead); a header call may be a chain of its own."""
 
     task: str
     args: tuple[Any, ...] | list[Any]
@@ -63,6 +66,16 @@ class Call:
     immutable: bool = False  # as a link of a chain: not given the result before it
     callbacks: tuple[Call, ...] = ()  # link=: runs given its result once it succeeds
     errbacks: tuple[Call, ...] = ()  # link_error=: runs given its id if it does not
+    header: tuple[Call, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One step of a sent workflow: its run's id and, for a chord, the result ids of its
+    header (of a header chain, its last link's)."""
+
+    id: str
+    header: tuple[str, ...] | None = None
 
 
 def _eta_ms(opts: SendOptions, now: int) -> int | None:
@@ -137,46 +150,79 @@ def build_submission(
 
 
 @dataclass(frozen=True, slots=True)
-class ChordPlan:
-    """A chord, ready to send: the call that opens it, then its header's submissions."""
+class Plan:
+    """A workflow, ready to send: the chord to open first, if it starts with one, then the
+    runs to queue; ``steps``: the ids of its steps, in order."""
 
-    open: ScriptCall[bool]
-    header: list[Submission]
-    body_id: str
+    open: ScriptCall[bool] | None
+    submissions: list[Submission]
+    steps: list[Step]
 
 
-def build_chord(
-    header: Sequence[Call],
-    body: Call,
+def build_workflow(
+    call: Call,
     codec: Codec,
     keys: Keys,
     *,
     default_queue: str,
     content_type: str,
-) -> ChordPlan:
-    """A chord's runs: the body (kept in the chord's hash until its header is done) and
-    the header, every run of the body's partition, each knowing its place."""
-
-    def submission(call: Call, run_id: str | None = None) -> Submission:
-        return build_submission(
-            call,
-            codec,
-            default_queue=default_queue,
-            content_type=content_type,
-            run_id=run_id,
-            keys=keys,
+) -> Plan:
+    """``call`` and what follows it as one plan, every run of one partition: a chain is
+    its first run, carrying the later links; a chord (``call.header``) opens a hash that
+    holds its body (and the chain after it) until its header, queued here, has ended."""
+    if not call.header:
+        sub = build_submission(
+            call, codec, default_queue=default_queue, content_type=content_type, keys=keys
         )
-
-    body_sub = submission(body)
-    m = body_sub.message
+        return Plan(None, [sub], [Step(sub.message.id), *steps_of(sub.message.chain or [])])
+    body = build_submission(
+        replace(call, header=()),
+        codec,
+        default_queue=default_queue,
+        content_type=content_type,
+        keys=keys,
+    )
+    m = body.message
     m.chord_body = True
-    part = keys.partition(m.id)
-    subs = [submission(c, keys.new_run_id(part)) for c in header]
-    for i, sub in enumerate(subs):
-        sub.message.chord = p.ChordRef(
-            body_id=m.id, body_task=m.task, body_queue=m.queue, body_priority=m.priority, index=i
-        )
-    return ChordPlan(plans.chord_open(keys, body_sub, len(subs), content_type), subs, m.id)
+    links = _Links(keys, keys.partition(m.id), codec, default_queue, content_type)
+    header = [_counted(links.member(c, absolute=True), m, i) for i, c in enumerate(call.header)]
+    subs = [Submission(h.message, h.body) for h in header]
+    first = Step(m.id, tuple(map(_last_id, header)))
+    return Plan(
+        plans.chord_open(keys, body, len(subs), content_type),
+        subs,
+        [first, *steps_of(m.chain or [])],
+    )
+
+
+def steps_of(links: Sequence[Link]) -> list[Step]:
+    """The steps of a chain's later links."""
+    return [Step(k.message.id, _header_ids(k)) for k in links]
+
+
+def _header_ids(link: Link) -> tuple[str, ...] | None:
+    return None if link.header is None else tuple(map(_last_id, link.header))
+
+
+def _last_id(member: Link) -> str:
+    """A header run's result id: of a chain, its last link's."""
+    chain = member.message.chain
+    return chain[-1].message.id if chain else member.message.id
+
+
+def _counted(member: Link, body: p.Message, index: int) -> Link:
+    """``member`` as header run ``index`` of ``body``'s chord: the run that ends it (of a
+    chain, its last link) counts in the chord."""
+    chain = member.message.chain
+    last = chain[-1].message if chain else member.message
+    last.chord = p.ChordRef(
+        body_id=body.id,
+        body_task=body.task,
+        body_queue=body.queue,
+        body_priority=body.priority,
+        index=index,
+    )
+    return member
 
 
 def _attach(message: p.Message, call: Call, links: _Links) -> None:
@@ -198,9 +244,39 @@ class _Links:
         return [self.link(c, self.keys.new_run_id(self.part)) for c in calls]
 
     def link(self, call: Call, run_id: str) -> Link:
-        """A later run: its countdown and expiry count from when the run before ends."""
+        """A later run: its countdown and expiry count from when the run before ends; of a
+        chord (``call.header``), its body, with the header's runs."""
         if call.chain:
             raise InvalidRequest("a link of a chain cannot carry a chain of its own")
+        link = self._run(call, run_id)
+        if call.header:
+            link.message.chord_body = True
+            link.header = [
+                _counted(self.member(c), link.message, i) for i, c in enumerate(call.header)
+            ]
+        return link
+
+    def member(self, call: Call, *, absolute: bool = False) -> Link:
+        """A chord's header run, maybe a chain (its later links in its envelope);
+        ``absolute``: queued now (its countdown counts from now), not by a later finish."""
+        if call.header or any(c.header for c in call.chain):
+            raise InvalidRequest("a chord's header holds signatures and chains of them")
+        run_id = self.keys.new_run_id(self.part)
+        if absolute:
+            sub = build_submission(
+                call,
+                self.codec,
+                default_queue=self.default_queue,
+                content_type=self.content_type,
+                run_id=run_id,
+                keys=self.keys,
+            )
+            return Link(message=sub.message, body=sub.body)
+        member = self._run(replace(call, chain=()), run_id)
+        member.message.chain = self.of(call.chain) or None
+        return member
+
+    def _run(self, call: Call, run_id: str) -> Link:
         opts = call.options
         if opts.eta is not None or isinstance(opts.expires, str):
             raise InvalidRequest("a link of a chain takes countdown= and expires= in seconds")

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from sdk.builtins import MAP, STARMAP, builtin
-from sdk.calls import Call, SendOptions
+from sdk.builtins import COLLECT, MAP, STARMAP, builtin
+from sdk.calls import Call, SendOptions, Step
 from sdk.errors import InvalidRequest
 from sdk.protocol.clock import new_id
 from sdk.result import AsyncResult, EagerResult, GroupResult
@@ -169,7 +169,7 @@ class Signature:
         self.link_error(errback)
         return self
 
-    def __or__(self, other: Signature | Chain) -> Chain:
+    def __or__(self, other: ChainStep | Chain) -> Chain:
         return Chain(self, other)
 
     # -- JSON ----------------------------------------------------------------------------------
@@ -240,42 +240,83 @@ def signature(
 
 
 class Chain:
-    """Links run one after another, each given the result of the one before (unless it
-    is immutable); the chain's result is the last one's. ``chain(a, b)`` or ``a | b``."""
+    """Steps run one after another, each given the result of the one before (unless it
+    is immutable); the chain's result is the last one's. ``chain(a, b)`` or ``a | b``.
+    A group step runs its members side by side, each given the result before, and the
+    next step is given the list of theirs (``a | group(b, c) | d`` is
+    ``a | chord([b, c], d)``, as in Celery)."""
 
-    def __init__(self, *links: Signature | Chain | Iterable[Signature]) -> None:
-        flat: list[Signature] = []
+    def __init__(self, *links: ChainStep | Chain | Iterable[Signature]) -> None:
+        flat: list[ChainStep] = []
         for link in links:
             if isinstance(link, Chain):
                 flat += link.links
-            elif isinstance(link, Signature):
+            elif isinstance(link, Chord) and isinstance(link.body, Chain):
+                # a chord whose body is a chain: the chord of its first link, then the rest
+                first, *rest = link.body.links
+                if not isinstance(first, Signature):
+                    raise InvalidRequest(f"a chord's body starts with a signature, not {first!r}")
+                flat += [Chord(link.header, first), *rest]
+            elif isinstance(link, Chord) and isinstance(link.body, Group):
+                flat += [Chord(link.header), link.body]
+            elif isinstance(link, Signature | Group | Chord):
                 flat.append(link)
             elif isinstance(link, Iterable) and not isinstance(link, str | bytes | Mapping):
                 flat += Chain(*link).links
             else:
-                raise TypeError(f"a chain links signatures, not {link!r}")
-        self.links: list[Signature] = flat
+                raise TypeError(f"a chain links signatures, groups and chords, not {link!r}")
+        self.links: list[ChainStep] = flat
 
     def __repr__(self) -> str:
         return " | ".join(map(repr, self.links))
 
-    def __or__(self, other: Signature | Chain) -> Chain:
+    def __or__(self, other: ChainStep | Chain) -> Chain:
         return Chain(self, other)
 
+    def _steps(self) -> list[Signature | Chord]:
+        """The links with each group made a chord: of the signature after it, else of the
+        built-in body that collects its results (``sdk/builtins.py``)."""
+        steps: list[Signature | Chord] = []
+        links = list(self.links)
+        while links:
+            link = links.pop(0)
+            if isinstance(link, Group):
+                after = links[0] if links else None
+                body = after if isinstance(after, Signature) else None
+                if body is not None:
+                    links.pop(0)
+                link = Chord(link, body)
+            steps.append(link)
+        return steps
+
     def to_call(self) -> Call:
-        """The whole chain as one run (its first link) carrying the rest; the transport
-        gives every link its id (``send_chain`` answers them)."""
+        """The whole chain as one call (its first step) carrying the rest; the transport
+        gives every run its id (``send_workflows`` answers them)."""
         if not self.links:
             raise InvalidRequest("an empty chain has nothing to run")
-        later = tuple(link.to_call() for link in self.links[1:])
-        return replace(self.links[0].to_call(), chain=later)  # keeps the first's callbacks
+        first, *rest = (_step_call(s) for s in self._steps())
+        return replace(first, chain=tuple(rest))  # keeps the first's callbacks
 
-    def send(self) -> AsyncResult:
-        """Submit it (as one run carrying its later links): the last link's result."""
-        result: AsyncResult | None = None
-        for run_id in self.app.transport.send_chain(self.to_call()):
-            result = AsyncResult(run_id, self.app, parent=result)
+    def send(self) -> AsyncResult | GroupResult:
+        """Submit it (as one run carrying its later links): the last link's result, or
+        the ``GroupResult`` of the group it ends with."""
+        app = self.app
+        [steps] = app.transport.send_workflows([self.to_call()])
+        return self.results(app, steps)
+
+    def results(self, app: App, steps: list[Step]) -> AsyncResult | GroupResult:
+        """The chain's result from the ids of its sent steps, each result's ``parent`` the
+        one before (a chord's body's, its header's ``GroupResult``)."""
+        result: AsyncResult | GroupResult | None = None
+        for step in steps:
+            if step.header is not None:
+                members = [AsyncResult(i, app) for i in step.header]
+                result = GroupResult(new_id(), members, app, parent=_single(result))
+            result = AsyncResult(step.id, app, parent=result)
         assert result is not None
+        last = self._steps()[-1]
+        if isinstance(last, Chord) and last.body is None:  # it ends with a group
+            return result.parent if isinstance(result.parent, GroupResult) else result
         return result
 
     @property
@@ -284,44 +325,56 @@ class Chain:
             raise InvalidRequest("an empty chain has nothing to run")
         return self.links[0].app
 
-    def __call__(self, *args: Any, **kwargs: Any) -> AsyncResult:
+    def __call__(self, *args: Any, **kwargs: Any) -> AsyncResult | GroupResult:
         """Send it, as Celery's ``chain()`` does (it is not run here)."""
         return self.apply_async(args, kwargs)
 
-    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
+    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult | GroupResult:
         return self.apply_async(args, kwargs)
 
     def apply_async(
         self, args: Iterable[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
-    ) -> AsyncResult:
-        """Send the chain; ``args``, ``kwargs`` and ``options`` go to its first link. The
-        result is the last link's, its ``parent`` the one before, and so on."""
+    ) -> AsyncResult | GroupResult:
+        """Send the chain; ``args``, ``kwargs`` and ``options`` go to its first step. The
+        result is the last step's, its ``parent`` the one before, and so on."""
         app = self.app
         link, link_error = options.pop("link", None), options.pop("link_error", None)
-        links = [self.links[0].clone(args, kwargs, **options), *(s.clone() for s in self.links[1:])]
+        first, *rest = self.links
+        links = [_with_args(first, tuple(args), dict(kwargs or {}), options), *map(_copy, rest)]
+        last = links[-1]
         if link is not None:  # as Celery: the chain's callback follows its last link
-            links[-1].options["link"] = [*_as_list(links[-1].options.get("link")), *_as_list(link)]
+            if not isinstance(last, Signature):
+                raise InvalidRequest("link= on a chain that ends with a group or a chord")
+            last.options["link"] = [*_as_list(last.options.get("link")), *_as_list(link)]
         if link_error is not None:  # and its errback any link that fails
-            for s in links:
+            for s in _signatures(links):
                 s.options["link_error"] = [
                     *_as_list(s.options.get("link_error")),
                     *_as_list(link_error),
                 ]
         if app.conf.task_always_eager:
-            return self._run_eagerly(app, links)
+            return Chain(*links)._run_eagerly(app)
         return Chain(*links).send()
 
-    def _run_eagerly(self, app: App, links: list[Signature]) -> AsyncResult:
-        result: AsyncResult | None = None
-        for i, link in enumerate(links):
-            if i > 0 and not link.immutable:
-                assert isinstance(result, EagerResult)
-                link = link.clone((result.get(),))
-            task = app.tasks[link.name]
-            eager = app.run_eagerly(task, link.to_call())
-            eager.parent = result
+    def _run_eagerly(self, app: App) -> AsyncResult | GroupResult:
+        result: AsyncResult | GroupResult | None = None
+        for step in self.links:
+            given: tuple[Any, ...] = () if result is None else (result.get(),)
+            eager: AsyncResult | GroupResult
+            if isinstance(step, Signature):
+                run = step.clone(() if step.immutable else given)
+                eager = app.run_eagerly(app.tasks[run.name], run.to_call())
+            else:
+                header = step.header if isinstance(step, Chord) else step
+                eager = Group(*header._with(given, {}, {})).apply_async()
+                if isinstance(step, Chord) and step.body is not None:
+                    body = Chain(step.body).links
+                    first = _with_args(body[0], (eager.get(),), {}, {})
+                    eager = Chain(first, *body[1:])._run_eagerly(app)
+            if isinstance(eager, GroupResult) or isinstance(step, Signature):
+                eager.parent = _single(result)  # the step before
             result = eager
-            if eager.failed():
+            if isinstance(eager, EagerResult) and eager.failed():
                 break
         assert result is not None
         return result
@@ -330,22 +383,90 @@ class Chain:
         return {"chain": [link.to_dict() for link in self.links]}
 
 
+def _single(result: AsyncResult | GroupResult | None) -> AsyncResult | None:
+    """A group's parent: the run before it (a group directly after a group has none)."""
+    return result if isinstance(result, AsyncResult) else None
+
+
+def _copy(step: ChainStep) -> ChainStep:
+    return step.clone() if isinstance(step, Signature) else step
+
+
+def _with_args(
+    step: ChainStep, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
+) -> ChainStep:
+    """``step`` with ``args`` in front of its own: of a group, each member's; of a chord,
+    each of its header's."""
+    if isinstance(step, Signature):
+        return step.clone(args, kwargs, **options)
+    if isinstance(step, Group):
+        return Group(*step._with(args, kwargs, options))
+    return Chord(Group(*step.header._with(args, kwargs, options)), step.body)
+
+
+def _signatures(steps: Iterable[ChainStep | Chain]) -> list[Signature]:
+    """Every signature in ``steps``, at any depth (for ``link_error=`` on a chain)."""
+    out: list[Signature] = []
+    for step in steps:
+        if isinstance(step, Signature):
+            out.append(step)
+        elif isinstance(step, Chain):
+            out += _signatures(step.links)
+        elif isinstance(step, Group):
+            out += _signatures(step.members)
+        else:
+            out += _signatures(step.header.members)
+            if step.body is not None:
+                out += _signatures([step.body])
+    return out
+
+
+def _step_call(step: Signature | Chord) -> Call:
+    """A chain step as a call: a chord's, its body with its header's calls."""
+    if isinstance(step, Signature):
+        return step.to_call()
+    members = [_member_call(m) for m in step.header.members]
+    if not members:
+        raise InvalidRequest("an empty group in a chain has nothing to run")
+    if step.body is None:  # a group's results, collected on the queue of its first run
+        body = Call(COLLECT, (), {}, SendOptions(queue=members[0].options.queue))
+    elif isinstance(step.body, Signature):
+        body = step.body.to_call()
+    else:
+        raise InvalidRequest(f"a chord's body here is a signature, not {step.body!r}")
+    return replace(body, header=tuple(members))
+
+
+def _header_run(member: Signature | Chain | Chord) -> Signature | Chain:
+    """A header run: a signature, or a chain of signatures."""
+    if isinstance(member, Chord) or (
+        isinstance(member, Chain) and not all(isinstance(s, Signature) for s in member.links)
+    ):
+        raise InvalidRequest(f"a chord's header holds signatures and chains of them: {member!r}")
+    return member
+
+
+def _member_call(member: Signature | Chain | Chord) -> Call:
+    return _header_run(member).to_call()
+
+
 class Group:
     """Runs that run side by side; the result is the list of theirs, in order.
-    ``group(add.s(i, i) for i in range(10))``; ``group(...) | body`` is a chord."""
+    ``group(add.s(i, i) for i in range(10))``; ``group(...) | body`` is a chord. A member
+    may be a chain (of its own steps) or a chord."""
 
-    def __init__(self, *members: Signature | Chain | Iterable[Signature | Chain]) -> None:
-        flat: list[Signature | Chain] = []
+    def __init__(self, *members: Signature | Chain | Chord | Iterable[Signature | Chain]) -> None:
+        flat: list[Signature | Chain | Chord] = []
         for member in members:
-            if isinstance(member, Signature | Chain):
+            if isinstance(member, Signature | Chain | Chord):
                 flat.append(member)
             elif isinstance(member, Group):
                 flat += member.members
             elif isinstance(member, Iterable) and not isinstance(member, str | bytes | Mapping):
                 flat += Group(*member).members
             else:
-                raise TypeError(f"a group holds signatures and chains, not {member!r}")
-        self.members: list[Signature | Chain] = flat
+                raise TypeError(f"a group holds signatures, chains and chords, not {member!r}")
+        self.members: list[Signature | Chain | Chord] = flat
 
     def __repr__(self) -> str:
         return f"group({', '.join(map(repr, self.members))})"
@@ -353,8 +474,10 @@ class Group:
     def __len__(self) -> int:
         return len(self.members)
 
-    def __or__(self, body: Signature) -> Chord:
-        return Chord(self, body)
+    def __or__(self, other: Signature | Group | Chord | Chain) -> Chain | Chord:
+        if isinstance(other, Signature):
+            return Chord(self, other)
+        return Chain(self, other)
 
     @property
     def app(self) -> App:
@@ -370,51 +493,91 @@ class Group:
 
     def _with(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
-    ) -> list[Signature | Chain]:
-        """Members with ``args`` in front of each one's own (of a chain: its first link's)."""
-        out: list[Signature | Chain] = []
+    ) -> list[Signature | Chain | Chord]:
+        """Members with ``args`` in front of each one's own (of a chain: its first step's)."""
+        out: list[Signature | Chain | Chord] = []
         for m in self.members:
             if isinstance(m, Chain):
-                out.append(Chain(m.links[0].clone(args, kwargs, **options), *m.links[1:]))
+                first, *rest = m.links
+                out.append(Chain(_with_args(first, args, kwargs, options), *rest))
             else:
-                out.append(m.clone(args, kwargs, **options))
+                out.append(_with_args(m, args, kwargs, options))  # type: ignore[arg-type]
         return out
 
     def apply_async(
         self, args: Iterable[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
     ) -> GroupResult:
-        """Submit every member in one round trip (a chain member as one run)."""
+        """Submit every member in one round trip (a chain or chord member as one
+        workflow, in a second one)."""
         app = self.app
         members = self._with(tuple(args), dict(kwargs or {}), options)
         if app.conf.task_always_eager:
-            return GroupResult(new_id(), [m.apply_async() for m in members], app)
+            return GroupResult(new_id(), [_one(m.apply_async()) for m in members], app)
         plain = [m for m in members if isinstance(m, Signature)]
-        sent = iter(app.send_calls([m.to_call() for m in plain]))  # one round trip
-        results = [m.send() if isinstance(m, Chain) else next(sent) for m in members]
+        flows = [
+            m if isinstance(m, Chain) else Chain(m) for m in members if not isinstance(m, Signature)
+        ]
+        sent = iter(app.send_calls([m.to_call() for m in plain]))
+        steps = iter(app.transport.send_workflows([f.to_call() for f in flows]) if flows else [])
+        results = [
+            next(sent) if isinstance(m, Signature) else _one(f.results(app, next(steps)))
+            for m, f in _paired(members, flows)
+        ]
         return GroupResult(new_id(), results, app)
 
     def to_dict(self) -> dict[str, Any]:
         return {"group": [m.to_dict() for m in self.members]}
 
 
+def _paired(
+    members: list[Signature | Chain | Chord], flows: list[Chain]
+) -> Iterable[tuple[Signature | Chain | Chord, Chain]]:
+    """Each member with its workflow (a signature with none: the first, unused)."""
+    it = iter(flows)
+    for m in members:
+        yield m, m if isinstance(m, Signature) else next(it)  # type: ignore[misc]
+
+
+def _one(result: AsyncResult | GroupResult) -> AsyncResult:
+    """A group member's result: a member that ends with a group is not one run."""
+    if isinstance(result, GroupResult):
+        raise InvalidRequest("a group's member ends with a group: put a body after it")
+    return result
+
+
 class Chord:
     """A group (the header) and a body that runs once, with the list of the header's
     results in order in front of its arguments: ``chord(header, body)``, ``group | body``.
-    The result is the body's; its ``parent`` the header's ``GroupResult``."""
+    The result is the body's; its ``parent`` the header's ``GroupResult``. A header run
+    may be a chain (of signatures); the body may be a chain."""
 
-    def __init__(self, header: Group | Iterable[Signature], body: Signature | None = None) -> None:
+    def __init__(
+        self,
+        header: Group | Iterable[Signature | Chain],
+        body: Signature | Chain | Group | None = None,
+    ) -> None:
         self.header = header if isinstance(header, Group) else Group(*header)
         self.body = body
 
     def __repr__(self) -> str:
         return f"chord({self.header!r}, {self.body!r})"
 
-    def __call__(self, body: Signature | None = None, **options: Any) -> AsyncResult:
+    @property
+    def app(self) -> App:
+        return (self.body or self.header).app
+
+    def __or__(self, other: ChainStep | Chain) -> Chain:
+        return Chain(self, other)
+
+    def __call__(self, body: Signature | Chain | None = None, **options: Any) -> AsyncResult:
         """``chord(header)(body)`` or ``chord(header, body)()``: send it."""
         return Chord(self.header, body or self.body).apply_async(**options)
 
     def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
         return self.apply_async(args, kwargs)
+
+    def clone(self) -> Chord:
+        return Chord(self.header, self.body)
 
     def apply_async(
         self, args: Iterable[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
@@ -422,21 +585,19 @@ class Chord:
         """Send the chord; ``args``, ``kwargs`` and ``options`` go to its body."""
         if self.body is None:
             raise InvalidRequest("a chord needs a body: chord(header, body) or chord(header)(body)")
-        if any(isinstance(m, Chain) for m in self.header.members):
-            raise InvalidRequest("a chord's header holds signatures (chains in it: not yet)")
-        body = self.body.clone(args, kwargs, **options)
+        body = _with_args(Chain(self.body).links[0], tuple(args), dict(kwargs or {}), options)
+        rest = Chain(self.body).links[1:]
         app = body.app
+        for member in self.header.members:
+            _header_run(member)
+        if not self.header.members:  # nothing to wait for: the body runs at once, with no results
+            return _one(Chain(_with_args(body, ([],), {}, {}), *rest).apply_async())
         if app.conf.task_always_eager:
             header = self.header.apply_async()
-            result = body.clone((header.get(),)).apply_async()
-            result.parent = header
+            result = _one(Chain(_with_args(body, (header.get(),), {}, {}), *rest).apply_async())
+            _first_of(result).parent = header
             return result
-        members = [m for m in self.header.members if isinstance(m, Signature)]
-        if not members:  # nothing to wait for: the body runs at once, with no results
-            return body.clone(([],)).apply_async()
-        ids, body_id = app.transport.send_chord([m.to_call() for m in members], body.to_call())
-        header_result = GroupResult(new_id(), [AsyncResult(i, app) for i in ids], app)
-        return AsyncResult(body_id, app, parent=header_result)
+        return _one(Chain(Chord(self.header, body), *rest).send())  # type: ignore[arg-type]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -445,6 +606,16 @@ class Chord:
                 "body": None if self.body is None else self.body.to_dict(),
             }
         }
+
+
+ChainStep = Signature | Group | Chord  # a step of a chain
+
+
+def _first_of(result: AsyncResult) -> AsyncResult:
+    """The first run of a chain's result (walking ``parent``)."""
+    while isinstance(result.parent, AsyncResult):
+        result = result.parent
+    return result
 
 
 class Chunks:

@@ -1,10 +1,13 @@
 """``POST /workflows``: chains, groups and chords over HTTP, as the SDK sends them.
 
-Bodies (docs/canvas.md): ``{"chain": [sig, ...]}``, ``{"group": [sig or chain, ...]}``,
-``{"chord": {"header": [sig, ...], "body": sig}}``, where a sig is
-``{"task", "args"?, "kwargs"?, "options"?, "immutable"?}``. Every member is checked
-against the catalog as ``POST /tasks/{name}`` checks a run; an error names the member
-(``chain[1]: ...``). The answer's ``id`` names the workflow in ``GET /runs/{id}``.
+Bodies (docs/canvas.md): ``{"chain": [step, ...]}`` (a step is a sig, a group or a
+chord), ``{"group": [sig, chain or chord, ...]}``, ``{"chord": {"header": [sig or chain
+of sigs, ...], "body": sig or chain}}``, or a lone sig, where a sig is ``{"task",
+"args"?, "kwargs"?, "options"?, "immutable"?}`` and its options may hold ``link`` and
+``link_error`` sigs. Every member is checked against the catalog as ``POST
+/tasks/{name}`` checks a run; an error names the member (``chain[1].group[0]: ...``).
+The answer's ``id`` names the workflow in ``GET /runs/{id}``; its ``steps`` give the run
+id of each step (of a chord: its body's, with its header's result ids).
 """
 
 from __future__ import annotations
@@ -22,10 +25,10 @@ from gateway.responses import JSONResponse
 from gateway.routes.tasks import call_for
 from gateway.state import Deps, deps
 from sdk.broker import Workflow
-from sdk.calls import Call, SendOptions, build_chord, build_submission
+from sdk.builtins import COLLECT
+from sdk.calls import Call, Plan, SendOptions, Step, build_workflow
 from sdk.errors import CeleriacError, Conflict, InvalidRequest
 from sdk.protocol import JSON, new_id
-from sdk.protocol.plans import Submission
 
 
 class SignatureBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -62,9 +65,16 @@ def _kind(raw: Any, path: str) -> str:
 
 async def _call(d: Deps, raw: Any, path: str, given: bool = False) -> Call:
     """A member signature as a run, checked against the catalog; ``given``: it is given
-    a value in front of its args later (unless immutable)."""
+    a value in front of its args later (unless immutable). Its ``options`` may hold
+    ``link`` and ``link_error``: signatures (or lists of them) run after it."""
     if _kind(raw, path) != "task":
-        raise InvalidRequest(f"{path}: a signature here (nesting this deep is not supported)")
+        raise InvalidRequest(f"{path}: a signature here")
+    raw = dict(raw)
+    options = dict(raw["options"]) if isinstance(raw.get("options"), dict) else raw.get("options")
+    if isinstance(options, dict):
+        callbacks = await _callbacks(d, options.pop("link", None), f"{path}.link")
+        errbacks = await _callbacks(d, options.pop("link_error", None), f"{path}.link_error")
+        raw["options"] = options
     try:
         sig = msgspec.convert(raw, SignatureBody)
     except msgspec.ValidationError as exc:
@@ -78,7 +88,19 @@ async def _call(d: Deps, raw: Any, path: str, given: bool = False) -> Call:
         call = call_for(entry, replace_queue(sig.options, entry.queue), sig.args, sig.kwargs)
     except CeleriacError as exc:
         raise _named(path, exc) from None
-    return replace(call, immutable=sig.immutable)
+    if not isinstance(options, dict):
+        return replace(call, immutable=sig.immutable)
+    return replace(call, immutable=sig.immutable, callbacks=callbacks, errbacks=errbacks)
+
+
+async def _callbacks(d: Deps, raw: Any, path: str) -> tuple[Call, ...]:
+    """``link`` / ``link_error``: one signature or a list, each given a value later."""
+    if raw is None:
+        return ()
+    listed = raw if isinstance(raw, list) else [raw]
+    return tuple(
+        [await _call(d, item, f"{path}[{i}]", given=True) for i, item in enumerate(listed)]
+    )
 
 
 def replace_queue(options: SendOptions, queue: str) -> SendOptions:
@@ -87,72 +109,121 @@ def replace_queue(options: SendOptions, queue: str) -> SendOptions:
     return options if options.queue else msgspec.structs.replace(options, queue=queue)
 
 
-async def _chain(d: Deps, raw: Any, path: str) -> Submission:
-    """A chain as its first run, carrying the later links (their ids given here)."""
+async def _chain(d: Deps, raw: Any, path: str, given: bool = False) -> Call:
+    """A chain as one call, its later steps carried in ``chain``: a step is a signature,
+    a group (the step after it, if a signature, is its chord's body) or a chord."""
     items = _items(raw, path)
-    calls = [await _call(d, item, f"{path}[{i}]", given=i > 0) for i, item in enumerate(items)]
-    return _submission(d, replace(calls[0], chain=tuple(calls[1:])), path)
+    steps: list[Call] = []
+    i = 0
+    while i < len(items):
+        where, kind, first = f"{path}[{i}]", _kind(items[i], f"{path}[{i}]"), given or i > 0
+        if kind == "task":
+            steps.append(await _call(d, items[i], where, given=first))
+        elif kind == "group":
+            header = await _header(d, items[i]["group"], f"{where}.group", first)
+            body: Call | None = None
+            if i + 1 < len(items) and _kind(items[i + 1], f"{path}[{i + 1}]") == "task":
+                i += 1
+                body = await _call(d, items[i], f"{path}[{i}]", given=True)
+            steps.append(_chord_call(header, body))
+        elif kind == "chord":
+            steps += await _chord(d, items[i]["chord"], f"{where}.chord", first)
+        else:
+            steps += _flat(await _chain(d, items[i]["chain"], f"{where}.chain", first))
+        i += 1
+    return replace(steps[0], chain=tuple(steps[1:]))
 
 
-def _ids(sub: Submission) -> list[str]:
-    """The run ids of a chain's links, in order."""
-    return [sub.message.id, *(link.message.id for link in sub.message.chain or [])]
+def _flat(call: Call) -> list[Call]:
+    return [replace(call, chain=()), *call.chain]
 
 
-def _submission(d: Deps, call: Call, path: str) -> Submission:
+async def _header(d: Deps, raw: Any, path: str, given: bool) -> list[Call]:
+    """A group's (a chord header's) members: signatures, or chains of signatures."""
+    members = []
+    for i, item in enumerate(_items(raw, path)):
+        where = f"{path}[{i}]"
+        if _kind(item, where) == "chain":
+            links = _items(item["chain"], f"{where}.chain")
+            calls = [
+                await _call(d, link, f"{where}.chain[{j}]", given=given or j > 0)
+                for j, link in enumerate(links)
+            ]
+            members.append(replace(calls[0], chain=tuple(calls[1:])))
+        else:
+            members.append(await _call(d, item, where, given=given))
+    return members
+
+
+async def _chord(d: Deps, raw: Any, path: str, given: bool = False) -> list[Call]:
+    """A chord as chain steps: the chord (its body with its header), then the rest of
+    its body when that is a chain."""
+    if not isinstance(raw, dict) or set(raw) != {"header", "body"}:
+        raise InvalidRequest(f'{path}: {{"header": [...], "body": {{...}}}}')
+    header = await _header(d, raw["header"], f"{path}.header", given)
+    if _kind(raw["body"], f"{path}.body") == "chain":
+        body = _flat(await _chain(d, raw["body"]["chain"], f"{path}.body.chain", given=True))
+    else:
+        body = [await _call(d, raw["body"], f"{path}.body", given=True)]
+    return [_chord_call(header, body[0]), *body[1:]]
+
+
+def _chord_call(header: list[Call], body: Call | None) -> Call:
+    """A chord as one call: its body with the header; a group's body collects the
+    results (``sdk/builtins.py``), on the queue of its first run."""
+    if body is None:
+        body = Call(COLLECT, (), {}, SendOptions(queue=header[0].options.queue))
+    return replace(body, header=tuple(header))
+
+
+def _plan(d: Deps, call: Call, path: str) -> Plan:
     try:
-        return build_submission(
-            call, d.codec, default_queue=d.settings.default_queue, content_type=JSON,
-            keys=d.broker.keys,
-        )  # fmt: skip
+        return build_workflow(
+            call, d.codec, d.broker.keys, default_queue=d.settings.default_queue, content_type=JSON
+        )
     except CeleriacError as exc:
         raise _named(path, exc) from None
 
 
-async def _queue(d: Deps, subs: list[Submission]) -> None:
+async def _queue(d: Deps, plans: list[Plan]) -> None:
+    for plan in plans:
+        if plan.open is not None and not await d.broker.scripts(plan.open):
+            raise Conflict("a chord with this body id exists already")
+    subs = [sub for plan in plans for sub in plan.submissions]
     if not all(await d.broker.submit(subs)):
         raise Conflict("a run with one of these ids already exists")
 
 
-async def _send(d: Deps, raw: Any) -> Workflow:
+async def _send(d: Deps, raw: Any) -> tuple[Workflow, list[Step]]:
     kind = _kind(raw, "workflow")
-    body = raw[kind] if kind != "task" else None
     workflow_id = new_id()
-    if kind == "chain":
-        sub = await _chain(d, body, "chain")
-        await _queue(d, [sub])
-        ids = _ids(sub)
-        return Workflow(id=workflow_id, kind=kind, members=ids, result=ids[-1])
     if kind == "group":
-        subs, results = [], []
-        for i, item in enumerate(_items(body, "group")):
+        plans = []
+        for i, item in enumerate(_items(raw["group"], "group")):
             where = f"group[{i}]"
-            if _kind(item, where) == "chain":
-                sub = await _chain(d, item["chain"], f"{where}.chain")
-            else:
-                sub = _submission(d, await _call(d, item, where), where)
-            subs.append(sub)
-            results.append(_ids(sub)[-1])
-        await _queue(d, subs)
-        return Workflow(id=workflow_id, kind=kind, members=results)
+            plans.append(_plan(d, await _flow(d, item, where), where))
+        await _queue(d, plans)
+        members = [plan.steps[-1].id for plan in plans]
+        return Workflow(id=workflow_id, kind=kind, members=members), []
+    plan = _plan(d, await _flow(d, raw, kind), kind)
+    await _queue(d, [plan])
+    steps = plan.steps
+    # a chord's members: its header's runs; a chain's: its steps
+    members = list(steps[0].header or ()) if kind == "chord" else [s.id for s in steps]
+    return Workflow(id=workflow_id, kind=kind, members=members, result=steps[-1].id), steps
+
+
+async def _flow(d: Deps, raw: Any, path: str) -> Call:
+    """A signature, chain or chord as one call carrying what follows it."""
+    kind = _kind(raw, path)
+    if kind == "task":
+        return await _call(d, raw, path)
+    if kind == "chain":
+        return await _chain(d, raw["chain"], f"{path}.chain" if path != "chain" else path)
     if kind == "chord":
-        if not isinstance(body, dict) or set(body) != {"header", "body"}:
-            raise InvalidRequest('chord: {"header": [...], "body": {...}}')
-        header = [
-            await _call(d, item, f"chord.header[{i}]")
-            for i, item in enumerate(_items(body["header"], "chord.header"))
-        ]
-        last = await _call(d, body["body"], "chord.body", given=True)
-        plan = build_chord(
-            header, last, d.codec, d.broker.keys,
-            default_queue=d.settings.default_queue, content_type=JSON,
-        )  # fmt: skip
-        if not await d.broker.scripts(plan.open):
-            raise Conflict("a chord with this body id exists already")
-        await _queue(d, plan.header)
-        ids = [s.message.id for s in plan.header]
-        return Workflow(id=workflow_id, kind=kind, members=ids, result=plan.body_id)
-    raise InvalidRequest('workflow: {"chain": [...]}, {"group": [...]} or {"chord": {...}}')
+        first, *rest = await _chord(d, raw["chord"], f"{path}.chord" if path != "chord" else path)
+        return replace(first, chain=tuple(rest))
+    return _chord_call(await _header(d, raw["group"], f"{path}.group", False), None)
 
 
 async def submit_workflow(request: Request) -> Response:
@@ -162,7 +233,7 @@ async def submit_workflow(request: Request) -> Response:
         raw = msgspec.json.decode(await request.body())
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"malformed JSON body: {exc}") from None
-    workflow = await _send(d, raw)
+    workflow, steps = await _send(d, raw)
     await d.broker.save_workflow(workflow)
     location = f"/runs/{workflow.id}"
     answer = {
@@ -170,6 +241,7 @@ async def submit_workflow(request: Request) -> Response:
         "kind": workflow.kind,
         "members": workflow.members,
         "result_id": workflow.result,
+        "steps": [{"id": s.id, "header": s.header} for s in steps],
         "links": {"self": location},
     }
     return JSONResponse(answer, 202, {"Location": location})

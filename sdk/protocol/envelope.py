@@ -60,6 +60,11 @@ class Link(msgspec.Struct, kw_only=True):
     partition, so the finish call that submits it stays in one Cluster slot). The worker
     that finishes the link before submits it: ``args`` in ``body`` get that link's result
     in front unless ``immutable``; ``countdown_ms`` and ``expires_ms`` count from then.
+
+    With ``header``, the link is a chord (a group in a chain): that worker opens it and
+    submits the header's runs, each given the result; this link's run is the chord's
+    body, queued once they have all ended. A header run that is a chain carries its later
+    links in its own envelope, and its last link says which chord it counts in.
     """
 
     message: Message
@@ -67,6 +72,7 @@ class Link(msgspec.Struct, kw_only=True):
     immutable: bool = False
     countdown_ms: int | None = None
     expires_ms: int | None = None
+    header: list[Link] | None = None  # a chord: its header runs first (docs/canvas.md)
 
 
 class _Versioned(msgspec.Struct):

@@ -282,12 +282,22 @@ class ChordMember(msgspec.Struct, frozen=True):
     error: bytes  # the body's error JSON should this run not succeed
 
 
+class Opening(msgspec.Struct, frozen=True):
+    """A chord that a finish call opens (a group in a chain): its body, held in the chord
+    hash, and its header's size; the header's runs are among the call's submissions."""
+
+    body: Submission
+    size: int
+    content_type: str
+
+
 class Follow(msgspec.Struct, frozen=True):
     """What an outcome brings about in its finish call, all in the finishing run's
-    partition: runs to submit (the next link of a chain); runs that end with it, in
-    ``end_state`` with ``end_fields`` (the links after a link that did not succeed); the
-    chord it counts in as a header member."""
+    partition: chords to open, then runs to submit (the next link of a chain, a chord's
+    header); runs that end with it, in ``end_state`` with ``end_fields`` (the links after
+    a link that did not succeed); the chord it counts in as a header member."""
 
+    open: Sequence[Opening] = ()
     submit: Sequence[Submission] = ()
     end: Sequence[Message] = ()
     end_state: str = states.FAILURE
@@ -302,6 +312,10 @@ def _follow(
         if keys.partition(run_id) != part:
             raise ValueError(f"follow-up run {run_id} is not of partition {part}")
 
+    for chord in then.open:
+        mine(chord.body.message.id)
+        run_keys.append(keys.chord(chord.body.message.id))
+        args += ["open", *_open_args(keys, chord.body, chord.size, chord.content_type)]
     for sub in then.submit:
         mine(sub.message.id)
         k, a = _submit_plan(keys, limits, sub)
@@ -327,37 +341,40 @@ def _follow(
 def chord_open(keys: Keys, body: Submission, size: int, content_type: str) -> ScriptCall[bool]:
     """Open a chord of ``size`` header runs whose last submits ``body``; False when a
     chord of that id exists already."""
-    m = body.message
     return ScriptCall(
-        lua.CHORD_OPEN,
-        [keys.chord(m.id)],
-        [
-            size,
-            m.id,
-            m.task,
-            m.queue,
-            encode_envelope(m),
-            body.body,
-            content_type,
-            keys.done_channel(m.id),
-        ],
+        lua.CHORD_OPEN, [keys.chord(body.message.id)], _open_args(keys, body, size, content_type),
         _bool,
-    )
+    )  # fmt: skip
+
+
+def _open_args(keys: Keys, body: Submission, size: int, content_type: str) -> list[Arg]:
+    m = body.message
+    return [
+        size,
+        m.id,
+        m.task,
+        m.queue,
+        encode_envelope(m),
+        body.body,
+        content_type,
+        keys.done_channel(m.id),
+    ]
 
 
 class ChordResults(msgspec.Struct, frozen=True):
-    """A chord header's results, encoded, in order ("" for a run that kept none)."""
+    """A chord header's results, encoded, in order ("" for a run that kept none); or,
+    when a header run did not succeed, the chord's ``error`` JSON instead."""
 
     content_type: str
     results: list[bytes]
+    error: bytes = b""
 
 
 def _chord_results(reply: Any) -> ChordResults | None:
     if not reply:
         return None
-    return ChordResults(
-        _text(reply[0]), [r if isinstance(r, bytes) else r.encode() for r in reply[1:]]
-    )
+    ct, error, *results = (r if isinstance(r, bytes) else r.encode() for r in reply)
+    return ChordResults(ct.decode(), results, error)
 
 
 def chord_read(keys: Keys, body_id: str) -> ScriptCall[ChordResults | None]:

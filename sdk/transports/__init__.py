@@ -7,7 +7,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Generic, Protocol, TypeVar
 
-from sdk.calls import Call
+from sdk.calls import Call, Step
 from sdk.runs import RunJSON
 
 T = TypeVar("T")
@@ -36,9 +36,7 @@ class Transport(Protocol):
 
     def send(self, calls: Sequence[Call]) -> list[str]: ...
 
-    def send_chain(self, call: Call) -> list[str]: ...
-
-    def send_chord(self, header: Sequence[Call], body: Call) -> tuple[list[str], str]: ...
+    def send_workflows(self, calls: Sequence[Call]) -> list[list[Step]]: ...
 
     def save_group(self, group_id: str, run_ids: Sequence[str]) -> None: ...
 

@@ -12,7 +12,8 @@ from urllib.parse import quote
 import httpx
 import msgspec
 
-from sdk.calls import Call, SubmitBody
+from sdk.builtins import COLLECT
+from sdk.calls import Call, Step, SubmitBody
 from sdk.config import Settings
 from sdk.errors import BrokerUnavailable, CeleriacError, InvalidRequest, from_code
 from sdk.runs import RunJSON
@@ -30,15 +31,17 @@ def _body(call: Call) -> dict[str, Any]:
     return msgspec.to_builtins(body)  # type: ignore[no-any-return]
 
 
-_NO_WORKFLOWS = "over the gateway, a chain goes through send_chain (POST /workflows)"
+_NO_WORKFLOWS = "over the gateway, a chain goes through send_workflows (POST /workflows)"
 _NO_SAVED_GROUPS = "the gateway keeps no saved groups yet: give the App a redis_url"
 
 
 def _signature(call: Call) -> dict[str, Any]:
-    """A call as a member of ``POST /workflows``."""
-    if call.callbacks or call.errbacks or call.chain:
-        raise InvalidRequest("link=, link_error= and nested chains go straight to Redis for now")
-    options = msgspec.to_builtins(call.options)
+    """A call as a member of ``POST /workflows``, its callbacks among its options."""
+    options: dict[str, Any] = msgspec.to_builtins(call.options)
+    if call.callbacks:
+        options["link"] = [_signature(c) for c in call.callbacks]
+    if call.errbacks:
+        options["link_error"] = [_signature(c) for c in call.errbacks]
     return {
         "task": call.task,
         "args": list(call.args),
@@ -48,9 +51,39 @@ def _signature(call: Call) -> dict[str, Any]:
     }
 
 
+def _step(call: Call) -> dict[str, Any]:
+    """A chain's step: a signature, a group (ended by the built-in collecting body) or a
+    chord."""
+    if not call.header:
+        return _signature(call)
+    header = [_chain_of(c) if c.chain else _signature(c) for c in call.header]
+    if call.task == COLLECT:
+        return {"group": header}
+    return {"chord": {"header": header, "body": _signature(call)}}
+
+
+def _chain_of(call: Call) -> dict[str, Any]:
+    return {"chain": [_step(replace(call, chain=())), *map(_step, call.chain)]}
+
+
+def workflow_json(call: Call) -> dict[str, Any]:
+    """A call and what follows it as the body of ``POST /workflows``."""
+    return _chain_of(call) if call.chain else _step(call)
+
+
+def _steps(raw: list[dict[str, Any]]) -> list[Step]:
+    return [
+        Step(str(s["id"]), None if s.get("header") is None else tuple(s["header"])) for s in raw
+    ]
+
+
+def _composed(call: Call) -> bool:
+    return bool(call.chain or call.header or call.callbacks or call.errbacks)
+
+
 def _plan_send(calls: Sequence[Call]) -> list[tuple[Request, int]]:
     """One request per run of a lone call, one batch request per run of same-task calls."""
-    if any(c.chain for c in calls):  # the gateway's POST /workflows is not built yet
+    if any(map(_composed, calls)):
         raise InvalidRequest(_NO_WORKFLOWS)
     plans: list[tuple[Request, int]] = []
     for task, group in groupby(calls, key=lambda c: c.task):
@@ -113,21 +146,20 @@ class HttpTransport:
         return self._aclient.get()
 
     def send(self, calls: Sequence[Call]) -> list[str]:
+        if any(map(_composed, calls)):  # a run with callbacks: one POST /workflows each
+            return [
+                self.send_workflows([c])[0][-1].id if _composed(c) else self.send([c])[0]
+                for c in calls
+            ]
         ids: list[str] = []
         with _unavailable():
             for (method, path, kw), count in _plan_send(calls):
                 ids += _ids(self._client.request(method, path, **kw), count)
         return ids
 
-    def send_chain(self, call: Call) -> list[str]:
-        """A chain over ``POST /workflows``: the ids of its links, in order."""
-        chain = [_signature(replace(call, chain=())), *map(_signature, call.chain)]
-        return list(self._workflow({"chain": chain})["members"])
-
-    def send_chord(self, header: Sequence[Call], body: Call) -> tuple[list[str], str]:
-        chord = {"header": [_signature(c) for c in header], "body": _signature(body)}
-        answer = self._workflow({"chord": chord})
-        return list(answer["members"]), str(answer["result_id"])
+    def send_workflows(self, calls: Sequence[Call]) -> list[list[Step]]:
+        """Each call with what follows it as one ``POST /workflows``: its steps' ids."""
+        return [_steps(self._workflow(workflow_json(call))["steps"]) for call in calls]
 
     def _workflow(self, body: dict[str, Any]) -> dict[str, Any]:
         with _unavailable():

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import redis
 
 from sdk.broker import AsyncBroker, Broker, check_revoke
-from sdk.calls import Call, build_chord, build_submission
+from sdk.calls import Call, Step, build_submission, build_workflow
 from sdk.clients import async_client, sync_client
 from sdk.config import Settings
 from sdk.errors import BrokerUnavailable, InvalidRequest
@@ -59,25 +59,25 @@ class RedisTransport:
             self._broker.submit(subs)
         return [s.message.id for s in subs]
 
-    def send_chain(self, call: Call) -> list[str]:
-        """The chain as one run carrying its later links: the ids of its links."""
-        [sub] = self._subs([call])
+    def send_workflows(self, calls: Sequence[Call]) -> list[list[Step]]:
+        """Each call with what follows it (a chain, a chord) as one workflow: first the
+        chords they start with are opened, then every run is queued in one round trip."""
+        plans = [
+            build_workflow(
+                call,
+                self._codec,
+                self._keys,
+                default_queue=self._settings.default_queue,
+                content_type=self._content_type,
+            )
+            for call in calls
+        ]
         with _unavailable():
-            self._broker.submit([sub])
-        return [sub.message.id, *(link.message.id for link in sub.message.chain or [])]
-
-    def send_chord(self, header: Sequence[Call], body: Call) -> tuple[list[str], str]:
-        """Open a chord, then queue its header: every run of the body's partition, each
-        knowing its place; the last to finish submits the body (docs/canvas.md)."""
-        chord = build_chord(
-            header, body, self._codec, self._keys,
-            default_queue=self._settings.default_queue, content_type=self._content_type,
-        )  # fmt: skip
-        with _unavailable():
-            if not self._broker.scripts(chord.open):
-                raise InvalidRequest(f"a chord with body id {chord.body_id} exists already")
-            self._broker.submit(chord.header)
-        return [s.message.id for s in chord.header], chord.body_id
+            for plan in plans:
+                if plan.open is not None and not self._broker.scripts(plan.open):
+                    raise InvalidRequest(f"a chord with body id {plan.steps[0].id} exists already")
+            self._broker.submit([sub for plan in plans for sub in plan.submissions])
+        return [plan.steps for plan in plans]
 
     def save_group(self, group_id: str, run_ids: Sequence[str]) -> None:
         with _unavailable():

@@ -203,3 +203,64 @@ def test_revoking_a_queued_chain_link_ends_the_links_after_it(
     start_worker("threads")  # the first link's entry is only acknowledged: nothing runs
     time.sleep(0.5)
     assert result.state == states.REVOKED and first.state == states.REVOKED
+
+
+# -- nested forms ------------------------------------------------------------------------------
+@pytest.mark.cluster
+def test_a_group_inside_a_chain_is_a_chord_of_the_step_after_it(
+    pool: str, start_worker: WorkerFactory, app: App
+) -> None:
+    start_worker(pool)
+    fan = group(sig(app, "t.add", i) for i in range(5))  # each given the result before
+    result = (sig(app, "t.add", 1, 1) | fan | sig(app, "t.xsum") | sig(app, "t.mul", 10))()
+    assert result.get(timeout=10) == 200  # (2+0 + 2+1 + ... + 2+4) * 10
+    total = result.parent
+    assert total is not None and total.get(timeout=1) == 20
+    header = total.parent
+    assert isinstance(header, GroupResult) and header.get(timeout=1) == [2, 3, 4, 5, 6]
+    assert header.parent is not None and header.parent.get(timeout=1) == 2
+
+
+def test_a_chain_ending_with_a_group_gives_the_groups_result(
+    start_worker: WorkerFactory, app: App
+) -> None:
+    start_worker("threads")
+    result = (sig(app, "t.add", 2, 3) | group(sig(app, "t.mul", i) for i in range(4)))()
+    assert isinstance(result, GroupResult)
+    assert result.get(timeout=10) == [0, 5, 10, 15]
+    assert result.parent is not None and result.parent.get(timeout=1) == 5
+
+
+@pytest.mark.cluster
+def test_a_chord_inside_a_chain_and_chains_in_its_header(
+    pool: str, start_worker: WorkerFactory, app: App
+) -> None:
+    start_worker(pool)
+    header = [sig(app, "t.add", i) | sig(app, "t.mul", 2) for i in range(3)]  # chains
+    inner = chord(header, sig(app, "t.xsum"))
+    result = (sig(app, "t.add", 1, 0) | inner | sig(app, "t.add", 1))()
+    assert result.get(timeout=10) == 13  # (1+0)*2 + (1+1)*2 + (1+2)*2 + 1
+    given = [sig(app, "t.add", i, 1) | sig(app, "t.mul", 2) for i in range(3)]
+    assert chord(given, sig(app, "t.xsum")).delay(100).get(timeout=10) == 2 + 4 + 6 + 100
+
+
+def test_a_failing_link_of_a_header_chain_fails_the_chord_and_its_link_error_once(
+    start_worker: WorkerFactory, app: App, tmp_path: Path
+) -> None:
+    start_worker("threads")
+    marks, errors = tmp_path / "body", tmp_path / "errors"
+    header = [
+        sig(app, "t.add", 1, 1),
+        sig(app, "t.fail", "boom") | sig(app, "t.add", 1),  # never reaches its last link
+        sig(app, "t.fail", "again"),
+    ]
+    body = sig(app, "t.count_into", str(marks)).on_error(sig(app, "t.record_into", str(errors)))
+    result = (chord(header, body) | sig(app, "t.add", 1))()
+    with pytest.raises(TaskError, match=r"chord member [12] \(t\.fail .*\) ended FAILURE"):
+        result.get(timeout=10)
+    chord_body = result.parent
+    assert chord_body is not None and chord_body.state == states.FAILURE
+    wait_for(errors.exists)
+    time.sleep(0.3)  # a second errback run, if there were one
+    assert errors.read_text() == f"{chord_body.id}\n"  # once, given the chord body's id
+    assert not marks.exists()  # the body never ran

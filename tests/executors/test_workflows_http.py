@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,7 +13,7 @@ from sdk import App, chord, group, signature
 from sdk.canvas import Signature
 from sdk.errors import InvalidRequest
 from tests.conftest import Gateway
-from tests.executors.conftest import WorkerFactory
+from tests.executors.conftest import WorkerFactory, wait_for
 
 pytestmark = pytest.mark.cluster  # each test also runs on the local Redis Cluster
 
@@ -69,7 +70,12 @@ def test_a_group_holding_a_chain_and_a_failing_chord(client: httpx.Client) -> No
         ({"group": [sig("t.add", 1, 1), sig("t.add", "x", "y", "z")]}, 422, "group[1]"),
         ({"chord": {"header": [sig("t.add", 1, 1)], "body": {"args": []}}}, 400, "chord.body"),
         ({"chain": []}, 400, "chain"),
-        ({"chain": [{"group": [sig("t.add", 1, 1)]}]}, 400, "chain[0]"),
+        (
+            {"chord": {"header": [{"group": [sig("t.add", 1, 1)]}], "body": sig("t.xsum")}},
+            400,
+            "chord.header[0]",
+        ),
+        ({"chain": [sig("t.add", 1, 1), {"group": []}]}, 400, "chain[1].group"),
         ({"pipeline": []}, 400, "workflow"),
         ({"chord": {"header": [sig("t.add", 1, 1)]}}, 400, "chord"),
     ],
@@ -85,6 +91,23 @@ def test_a_bad_workflow_gets_a_4xx_naming_the_member(
 def test_malformed_json_is_400(client: httpx.Client) -> None:
     resp = client.post("/workflows", content=b"{nope", headers={"content-type": "application/json"})
     assert resp.status_code == 400
+
+
+def test_nested_workflows_as_json(client: httpx.Client) -> None:
+    fan = {"group": [sig("t.add", i) for i in range(3)]}
+    chain = run(client, {"chain": [sig("t.add", 1, 1), fan, sig("t.xsum"), sig("t.mul", 2)]})
+    assert chain["state"] == "SUCCESS" and chain["result"] == 18
+    ends = run(client, {"chain": [sig("t.add", 1, 1), fan]})  # ends with a group: its list
+    assert ends["state"] == "SUCCESS" and ends["result"] == [2, 3, 4]
+    sent = client.post("/workflows", json={"chain": [sig("t.add", 1, 1), fan]}).json()
+    assert len(sent["steps"]) == 2 and len(sent["steps"][1]["header"]) == 3
+    header = [{"chain": [sig("t.add", 1, 1), sig("t.mul", 3)]}, sig("t.add", 0, 1)]
+    body = {"chain": [sig("t.xsum"), sig("t.mul", 10)]}
+    chord = run(client, {"chord": {"header": header, "body": body}})
+    assert chord["state"] == "SUCCESS" and chord["result"] == 70
+    inner = {"chord": {"header": [sig("t.add", 1), sig("t.add", 2)], "body": sig("t.xsum")}}
+    inside = run(client, {"chain": [sig("t.add", 0, 1), inner, sig("t.add", 1)]})
+    assert inside["state"] == "SUCCESS" and inside["result"] == 6
 
 
 def test_retry_submits_a_failed_run_again_as_its_child(client: httpx.Client) -> None:
@@ -105,7 +128,10 @@ def test_retry_submits_a_failed_run_again_as_its_child(client: httpx.Client) -> 
 
 
 def test_the_sdk_sends_chains_groups_and_chords_through_the_gateway(
-    redis_url: str, make_gateway: Callable[..., Gateway], start_worker: WorkerFactory
+    redis_url: str,
+    make_gateway: Callable[..., Gateway],
+    start_worker: WorkerFactory,
+    tmp_path: Path,
 ) -> None:
     start_worker("threads", "-c", "8")
     gw = make_gateway(redis_url=redis_url)
@@ -123,5 +149,14 @@ def test_the_sdk_sends_chains_groups_and_chords_through_the_gateway(
         assert chord([s("t.add", i, i) for i in range(50)], s("t.xsum"))().get(timeout=10) == 2450
         with pytest.raises(InvalidRequest, match="saved groups"):
             grouped.save()
+        fan = group(s("t.add", i) for i in range(3))  # nested: a group inside a chain
+        assert (s("t.add", 1, 1) | fan | s("t.xsum"))().get(timeout=10) == 9
+        header = [s("t.add", 1, 1) | s("t.mul", 3), s("t.add", 0, 1)]  # a chain in a header
+        assert chord(header, s("t.xsum"))(s("t.xsum", 1)).get(timeout=10) == 8
+        good = tmp_path / "good"
+        linked = s("t.add", 2, 2).apply_async(link=s("t.record_into", str(good)))
+        assert linked.get(timeout=10) == 4
+        wait_for(good.exists)
+        assert good.read_text() == "4\n"
     finally:
         app.close()

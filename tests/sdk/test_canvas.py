@@ -150,8 +150,8 @@ def test_json_forms_of_groups_and_chords(app: App) -> None:
     }
     with pytest.raises(InvalidRequest, match="needs a body"):
         chord([add.s(1, 1)]).apply_async()
-    with pytest.raises(InvalidRequest, match="chains in it"):
-        chord([add.s(1) | add.s(2)], add.s(1)).apply_async()
+    with pytest.raises(InvalidRequest, match="header holds signatures and chains"):
+        chord([chord([add.s(1, 1)], add.s(2))], add.s(1)).apply_async()
 
 
 def test_links_ride_in_the_json_form(app: App) -> None:
@@ -195,3 +195,26 @@ def test_links_run_eagerly_too(app: App) -> None:
     app.conf.task_eager_propagates = False
     failed = fail.s(1).on_error(record.s()).delay()
     assert seen == [3, failed.id]  # the result on success; the failed run's id on failure
+
+
+def test_nested_forms_run_eagerly_as_on_workers(app: App) -> None:
+    add, total = app.tasks["c.add"], app.tasks["c.total"]
+    fan = group(add.s(i) for i in range(3))
+    assert (add.s(1, 1) | fan | total.s() | add.s(1))().get() == 10  # [2, 3, 4] -> 9 -> 10
+    ends = (add.s(1, 1) | fan)()
+    assert ends.get() == [2, 3, 4] and ends.parent is not None and ends.parent.get() == 2
+    header = [add.s(1, 1) | add.s(1), add.s(0, 0)]  # a chain in a chord's header
+    assert chord(header, total.s())().get() == 3
+    inner = chord([add.s(1), add.s(2)], total.s())
+    assert (add.s(0, 1) | inner | add.s(1))().get() == 6
+
+
+def test_a_chain_compiles_its_groups_to_chords(app: App) -> None:
+    add, total = app.tasks["c.add"], app.tasks["c.total"]
+    fan = group(add.s(i) for i in range(3))
+    call = (add.s(1, 1) | fan | total.s() | fan).to_call()
+    step, last = call.chain  # each group fused with the signature after it, if any
+    assert step.task == "c.total" and [c.task for c in step.header] == ["c.add"] * 3
+    assert last.task == "celeriac.collect" and len(last.header) == 3
+    with pytest.raises(InvalidRequest, match="empty group"):
+        (add.s(1, 1) | group()).to_call()

@@ -7,15 +7,18 @@
 --       'submit', n, submit.lua's n ARGV      KEYS: submit.lua's 5
 --       'end', state, n, n field args, count, count x (id, task, queue, done channel)
 --                                              KEYS: the record of each run it ends
+--       'open', chord_open.lua's 8 ARGV         KEYS: the chord hash
 --       'chord', index, history size, error   KEYS: the chord hash, then the body's
 --                                              5 submit.lua keys
 -- A DEAD run is also appended, with its message, to the dead-letter stream.
 -- Follow-ups happen in this same call, so no crash can store the outcome without them,
 -- or do them twice (a redelivered run finds its outcome stored and is only acked):
 -- 'submit' queues a run (the next link of a chain, sdk/canvas.py); 'end' stores runs as
--- ended with this one (the later links after a link that did not succeed); 'chord'
--- counts a chord header member: its result goes into the chord hash, the last one
--- submits the body, the first failure ends the body with 'error' instead.
+-- ended with this one (the later links after a link that did not succeed); 'open' opens
+-- a chord (a group in a chain), whose header the 'submit' sections after it queue;
+-- 'chord' counts a chord header member: its result goes into the chord hash, and the
+-- last one queues the body; the first failure ('error' given) queues the body at once
+-- instead, and its worker stores the chord's failure (chord_read.lua answers 'error').
 -- A run already terminal is only acknowledged: an outcome is written once (a parent
 -- killing a child over its time limit may race the child's own finish). Returns 1 when
 -- the outcome was stored, 0 when it was already there.
@@ -83,11 +86,15 @@ while at <= #ARGV do
       redis.call('PUBLISH', channel, theirs[2])
       at, key = at + 4, key + 1
     end
+  elseif tag == 'open' then
+    chord_open({KEYS[key]}, {unpack(ARGV, at + 1, at + 8)})
+    at, key = at + 9, key + 1
   elseif tag == 'chord' then
     local index, history_size, error = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
     local chord, body_keys = KEYS[key], {unpack(KEYS, key + 1, key + 5)}
     at, key = at + 4, key + 6
-    if state == 'SUCCESS' then
+    local queue_body = false
+    if error == '' then
       local result = ''  -- ignore_result: the body gets None in its place
       for i = OUTCOME, AFTER - 1, 2 do
         if ARGV[i] == 'result' then
@@ -96,18 +103,15 @@ while at <= #ARGV do
       end
       redis.call('HSET', chord, 'r' .. index, result)
     elseif redis.call('HSETNX', chord, 'failed', run_id) == 1 then
-      local body_id, body_task, body_queue, channel =
-        unpack(redis.call('HMGET', chord, 'id', 'task', 'queue', 'channel'))
-      redis.call('HSET', body_keys[2], 'task', body_task, 'queue', body_queue,
-                 'state', 'FAILURE', 'finished_at', now, 'error', error)
-      redis.call('EXPIRE', body_keys[2], ttl)
-      run_event(KEYS[3], events_max, body_id, 'FAILURE', body_task, body_queue)
-      redis.call('PUBLISH', channel, 'FAILURE')
-      redis.call('EXPIRE', chord, ttl)
+      redis.call('HSET', chord, 'error', error)
+      queue_body = true  -- at once: its worker stores the chord's failure, and its errbacks run
     end
     if redis.call('HINCRBY', chord, 'left', -1) == 0 and redis.call('HEXISTS', chord, 'failed') == 0 then
-      local body_id, env, body, body_task, body_queue =
-        unpack(redis.call('HMGET', chord, 'id', 'env', 'body', 'task', 'queue'))
+      queue_body = true
+    end
+    if queue_body then
+      local body_id, env, body, body_queue, body_task =
+        unpack(redis.call('HMGET', chord, 'id', 'env', 'body', 'queue', 'task'))
       submit(body_keys, {'stream', 0, body_id, env, body, now, history_size, events_max,
                          body_queue, body_task, 'PENDING'})
       redis.call('EXPIRE', chord, ttl)

@@ -51,6 +51,10 @@ _OPTIONS: Schema = {
     "ignore_result": {"type": "boolean"},
 }
 
+_CALLBACKS: Schema = {
+    "oneOf": [_ref("Signature"), {"type": "array", "items": _ref("Signature")}],
+}
+
 _SIGNATURE: Schema = {
     "type": "object",
     "required": ["task"],
@@ -59,72 +63,78 @@ _SIGNATURE: Schema = {
         "task": {"type": "string"},
         "args": {"type": "array"},
         "kwargs": {"type": "object"},
-        "options": {"type": "object", "properties": _OPTIONS, "additionalProperties": False},
+        "options": {
+            "type": "object",
+            "properties": {
+                **_OPTIONS,
+                "link": {**_CALLBACKS, "description": "run with its result once it succeeds"},
+                "link_error": {**_CALLBACKS, "description": "run with its id if it does not"},
+            },
+            "additionalProperties": False,
+        },
         "immutable": {"type": "boolean", "description": "take no result from before it"},
     },
 }
 
+
+def _one_key(key: str, value: Schema) -> Schema:
+    return {
+        "type": "object",
+        "required": [key],
+        "additionalProperties": False,
+        "properties": {key: value},
+    }
+
+
+def _list_of(*kinds: str) -> Schema:
+    return {"type": "array", "minItems": 1, "items": {"oneOf": [_ref(k) for k in kinds]}}
+
+
 SCHEMAS: dict[str, Schema] = {
     "Signature": _SIGNATURE,
+    "Chain": _one_key("chain", _list_of("Signature", "Group", "Chord")),
+    "SignatureChain": _one_key("chain", _list_of("Signature")),
+    "Group": _one_key("group", _list_of("Signature", "Chain", "Chord")),
+    "Chord": _one_key(
+        "chord",
+        {
+            "type": "object",
+            "required": ["header", "body"],
+            "properties": {
+                "header": _list_of("Signature", "SignatureChain"),
+                "body": {"oneOf": [_ref("Signature"), _ref("Chain")]},
+            },
+        },
+    ),
     "Workflow": {
-        "description": "a chain's links run in turn, each given the result before it; a group's "
-        "side by side; a chord's body once, given the list of its header's results",
-        "oneOf": [
-            {
-                "type": "object",
-                "required": ["chain"],
-                "properties": {
-                    "chain": {"type": "array", "minItems": 1, "items": _ref("Signature")}
-                },
-            },
-            {
-                "type": "object",
-                "required": ["group"],
-                "properties": {
-                    "group": {
-                        "type": "array",
-                        "minItems": 1,
-                        "items": {
-                            "oneOf": [
-                                _ref("Signature"),
-                                {
-                                    "type": "object",
-                                    "required": ["chain"],
-                                    "properties": {
-                                        "chain": {"type": "array", "items": _ref("Signature")}
-                                    },
-                                },
-                            ]
-                        },
-                    }
-                },
-            },
-            {
-                "type": "object",
-                "required": ["chord"],
-                "properties": {
-                    "chord": {
-                        "type": "object",
-                        "required": ["header", "body"],
-                        "properties": {
-                            "header": {"type": "array", "minItems": 1, "items": _ref("Signature")},
-                            "body": _ref("Signature"),
-                        },
-                    }
-                },
-            },
-        ],
+        "description": "a chain's steps run in turn, each given the result before it (a group "
+        "followed by a signature is a chord of it); a group's side by side; a chord's body "
+        "once, given the list of its header's results; a lone signature, with its callbacks",
+        "oneOf": [_ref("Chain"), _ref("Group"), _ref("Chord"), _ref("Signature")],
     },
     "WorkflowAccepted": {
         "type": "object",
-        "required": ["id", "kind", "members", "links"],
+        "required": ["id", "kind", "members", "steps", "links"],
         "properties": {
             "id": {"type": "string", "description": "GET /runs/{id} shows the workflow"},
-            "kind": {"enum": ["chain", "group", "chord"]},
+            "kind": {"enum": ["chain", "group", "chord", "task"]},
             "members": {"type": "array", "items": {"type": "string"}},
             "result_id": {
                 "type": ["string", "null"],
                 "description": "the run whose result is its own",
+            },
+            "steps": {
+                "type": "array",
+                "description": "each step's run id (a chord's body's, with its header's "
+                "result ids); empty for a group",
+                "items": {
+                    "type": "object",
+                    "required": ["id"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "header": {"type": ["array", "null"], "items": {"type": "string"}},
+                    },
+                },
             },
             "links": {"type": "object"},
         },
@@ -369,7 +379,10 @@ PATHS: dict[str, Schema] = {
                 },
             },
             "responses": {
-                "202": {"description": "revoked (or being terminated)"},
+                "202": {
+                    "description": "revoked (or being terminated); of a workflow id, every "
+                    "run of it not finished, with each run's outcome in `runs`"
+                },
                 **_errors(400, 404, 409, 503),
             },
         }

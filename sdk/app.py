@@ -10,14 +10,13 @@ from typing import Any, TypeVar, overload
 
 from sdk.builtins import builtin
 from sdk.calls import Call, SendOptions
-from sdk.canvas import Chain, Signature
 from sdk.config import Settings, settings_from_object
 from sdk.context import Request, current_request
-from sdk.errors import ConfigurationError, DuplicateTask, TaskNotFound
+from sdk.errors import DuplicateTask, TaskNotFound
 from sdk.middleware import Middleware
 from sdk.protocol import new_id
 from sdk.result import AsyncResult, EagerResult
-from sdk.schedules import PeriodicTask, Schedule, Signal, default_name, task_name
+from sdk.schedules import PeriodicTask, Schedule, Signal, periodic_task
 from sdk.serializers import Codec
 from sdk.signing import Signer
 from sdk.task import Task
@@ -130,17 +129,9 @@ class App:
         ``add.s(1, 2)``) on ``schedule`` (seconds, a timedelta or a ``crontab``); the
         scheduler upserts it on start. A signature's arguments and options are used
         where ``args``, ``kwargs`` and ``options`` give none."""
-        if isinstance(sig, Chain):
-            raise ConfigurationError("a periodic task is one signature, not a chain (yet)")
-        if isinstance(sig, Signature):
-            args = tuple(args) or sig.args
-            kwargs = kwargs or sig.kwargs
-            options = {**sig.options, **options}
-        task = task_name(sig)
-        entry_name = name or default_name(task, schedule, args)
-        entry = PeriodicTask(entry_name, task, schedule, tuple(args), dict(kwargs or {}), options)
+        entry = periodic_task(name, sig, schedule, args, kwargs, options)
         self.periodic_tasks.append(entry)
-        return entry_name
+        return entry.name
 
     # -- submitting ----------------------------------------------------------------------------
     def send_task(

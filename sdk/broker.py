@@ -15,14 +15,16 @@ from typing import Any, cast
 import msgspec
 import redis
 
+from sdk import followups
 from sdk import protocol as p
 from sdk.clients import AsyncClient, SyncClient
 from sdk.errors import Conflict, ProtocolError, RunNotFound
 from sdk.protocol import plans
 from sdk.protocol.drivers import AsyncScripts, Scripts
 from sdk.protocol.keys import Keys
-from sdk.protocol.plans import Limits, Submission, Verdict
+from sdk.protocol.plans import Limits, ScriptCall, Submission, Verdict
 from sdk.protocol.record import Fields, is_terminal
+from sdk.serializers import Codec
 
 _json = msgspec.json.Decoder()
 MISSING = Verdict("MISSING", "")  # what revoke.lua and requeue.lua answer for no record
@@ -32,13 +34,19 @@ def _text(raw: Any) -> str | None:
     return raw.decode() if isinstance(raw, bytes) else None
 
 
-def _later(env: bytes | str | None) -> list[p.Message]:
-    """The later links of the chain a run's envelope carries (none if unreadable)."""
+def _ended(
+    keys: Keys, limits: Limits, env: bytes | str | None, codec: Codec
+) -> ScriptCall[bool] | None:
+    """For a run with follow-ups, the finish call that ends it REVOKED with them should it
+    never start (none if its envelope is unreadable)."""
     raw = env.encode() if isinstance(env, str) else env
     try:
-        return [link.message for link in p.decode_envelope(raw).chain or []] if raw else []
+        message = p.decode_envelope(raw) if raw else None
     except ProtocolError:
-        return []
+        return None
+    if message is None or not followups.follows(message):
+        return None
+    return followups.revoked(keys, limits, message, codec)
 
 
 def check_revoke(run_id: str, verdict: Verdict) -> None:
@@ -154,15 +162,12 @@ class Broker:
         """A custom state (``PROGRESS``) with JSON ``meta``, shown on the run and as an event."""
         self.scripts(plans.progress(self.keys, self.limits, message, state, meta))
 
-    def revoke(self, run_id: str, terminate: bool = False) -> Verdict:
-        """Revoke a run (and the later links of its chain, if it never starts); returns
-        the revoke script's outcome and the state it found."""
+    def revoke(self, run_id: str, codec: Codec, terminate: bool = False) -> Verdict:
+        """Revoke a run (if it never starts, with what follows it: ``codec`` builds its
+        errbacks); returns the revoke script's outcome and the state it found."""
         queue, env = self.redis.hmget(self.keys.run(run_id), p.F_QUEUE, p.F_ENV)
-        if queue is None:
-            return MISSING
-        call = plans.revoke(
-            self.keys, self.limits, run_id, _text(queue) or "", terminate, _later(env)
-        )
+        ended = _ended(self.keys, self.limits, env, codec)
+        call = plans.revoke(self.keys, self.limits, run_id, _text(queue) or "", terminate, ended)
         return self.scripts(call)
 
     def requeue(self, run_id: str) -> Verdict:
@@ -231,13 +236,10 @@ class AsyncBroker:
     async def tasks(self) -> dict[str, Any]:
         return decode_hash(cast(Fields, await self.redis.hgetall(self.keys.tasks)))
 
-    async def revoke(self, run_id: str, terminate: bool = False) -> Verdict:
-        found = await self.redis.hmget(self.keys.run(run_id), [p.F_QUEUE, p.F_ENV])
-        queue, env = found
-        if queue is None:
-            return MISSING
-        later = _later(env)
-        call = plans.revoke(self.keys, self.limits, run_id, _text(queue) or "", terminate, later)
+    async def revoke(self, run_id: str, codec: Codec, terminate: bool = False) -> Verdict:
+        queue, env = await self.redis.hmget(self.keys.run(run_id), [p.F_QUEUE, p.F_ENV])
+        ended = _ended(self.keys, self.limits, env, codec)
+        call = plans.revoke(self.keys, self.limits, run_id, _text(queue) or "", terminate, ended)
         return await self.scripts(call)
 
     async def requeue(self, run_id: str) -> Verdict:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from sdk import states
-from sdk.errors import ResultTimeout, TaskError, TaskExpired, TaskRevoked
+from sdk.errors import Conflict, ResultTimeout, RunNotFound, TaskError, TaskExpired, TaskRevoked
 from sdk.exceptions_wire import rebuild
 from sdk.runs import RunJSON
 
@@ -73,8 +74,14 @@ class AsyncResult:
 
     # -- acting -----------------------------------------------------------------------------
     def revoke(self, terminate: bool = False) -> None:
-        """A queued run never starts; with ``terminate`` a running one is stopped."""
-        self.app.transport.revoke(self.id, terminate)
+        """A queued run never starts; with ``terminate`` a running one is stopped. The
+        result of a chain or a chord also revokes the runs before it (its ``parent``s)
+        that have not finished, and those not submitted yet never start."""
+        if self.parent is None:
+            self.app.transport.revoke(self.id, terminate)
+            return
+        for run in [self, *_before(self)]:
+            _quietly(run, terminate)
 
     async def revoke_async(self, terminate: bool = False) -> None:
         await self.app.transport.revoke_async(self.id, terminate)
@@ -242,8 +249,9 @@ class GroupResult:
         return values
 
     def revoke(self, terminate: bool = False) -> None:
-        for r in self.results:
-            r.revoke(terminate)
+        """Revoke every run of the group that has not finished (and the runs before it)."""
+        for run in [*self.results, *_before(self)]:
+            _quietly(run, terminate)
 
     def save(self) -> GroupResult:
         """Keep its run ids in Redis (as long as results) for ``GroupResult.restore``."""
@@ -254,3 +262,20 @@ class GroupResult:
     def restore(cls, group_id: str, app: App) -> GroupResult | None:
         ids = app.transport.restore_group(group_id)
         return None if ids is None else cls(group_id, [AsyncResult(i, app) for i in ids], app)
+
+
+def _before(result: AsyncResult | GroupResult) -> list[AsyncResult]:
+    """The runs before ``result`` in its workflow, walking ``parent``."""
+    runs: list[AsyncResult] = []
+    parent = result.parent
+    while parent is not None:
+        runs += parent.results if isinstance(parent, GroupResult) else [parent]
+        parent = parent.parent
+    return runs
+
+
+def _quietly(run: AsyncResult, terminate: bool) -> None:
+    """Revoke ``run`` unless it has finished (a run not submitted yet is marked, so it
+    never starts)."""
+    with contextlib.suppress(Conflict, RunNotFound):
+        run.app.transport.revoke(run.id, terminate)

@@ -112,20 +112,50 @@ def default_name(task: str, schedule: Schedule, args: Iterable[Any]) -> str:
     return f"{task}({','.join(map(repr, args))})@{when}".replace(" ", "")
 
 
+_NOT_KEPT = frozenset({"link", "link_error"})  # the scheduler stores no callbacks (yet)
+
+
+def periodic_task(
+    name: str | None,
+    sig: object,
+    schedule: Schedule,
+    args: Iterable[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> PeriodicTask:
+    """One entry for a task, its name or a signature (``add.s(1, 2)``): a signature's
+    arguments and options are used where ``args``, ``kwargs`` and ``options`` give none.
+    A chain, group or chord, or callbacks, are a ConfigurationError: the scheduler
+    stores one task call."""
+    if any(hasattr(sig, kind) for kind in ("links", "members", "header")):
+        raise ConfigurationError(f"a periodic task is one signature, not {sig!r}")
+    args, kwargs, options = tuple(args), dict(kwargs or {}), dict(options or {})
+    if hasattr(sig, "immutable"):  # a signature
+        args = args or tuple(getattr(sig, "args", ()))
+        kwargs = kwargs or dict(getattr(sig, "kwargs", {}))
+        options = {**getattr(sig, "options", {}), **options}
+    if _NOT_KEPT & set(options):
+        raise ConfigurationError(f"a periodic task keeps no link= or link_error= ({sig!r})")
+    task = task_name(sig)
+    entry_name = name or default_name(task, schedule, args)
+    return PeriodicTask(entry_name, task, schedule, args, kwargs, options)
+
+
 def from_beat_schedule(beat: Mapping[str, Any]) -> list[PeriodicTask]:
-    """``app.conf.beat_schedule``: ``{name: {"task", "schedule", "args", "kwargs", "options"}}``."""
+    """``app.conf.beat_schedule``: ``{name: {"task", "schedule", "args", "kwargs",
+    "options"}}``; ``task`` may be a task, its name or a signature."""
     found = []
     for name, entry in beat.items():
         if not isinstance(entry, Mapping) or "task" not in entry or "schedule" not in entry:
             raise ConfigurationError(f"beat_schedule[{name!r}] needs 'task' and 'schedule'")
         found.append(
-            PeriodicTask(
-                name=str(name),
-                task=task_name(entry["task"]),
-                schedule=entry["schedule"],
-                args=tuple(entry.get("args") or ()),
-                kwargs=dict(entry.get("kwargs") or {}),
-                options=dict(entry.get("options") or {}),
+            periodic_task(
+                str(name),
+                entry["task"],
+                entry["schedule"],
+                entry.get("args") or (),
+                entry.get("kwargs"),
+                entry.get("options"),
             )
         )
     return found

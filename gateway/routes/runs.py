@@ -103,7 +103,10 @@ async def revoke_run(request: Request) -> Response:
         body = msgspec.json.decode(raw, type=RevokeBody) if raw.strip() else RevokeBody()
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"malformed revoke body: {exc}") from exc
-    verdict = await d.broker.revoke(run_id, body.terminate)
+    workflow = await d.broker.workflow(run_id)
+    if workflow is not None:
+        return await _revoke_workflow(d, workflow, body.terminate)
+    verdict = await d.broker.revoke(run_id, d.codec, body.terminate)
     check_revoke(run_id, verdict)
     return JSONResponse(
         {
@@ -114,6 +117,17 @@ async def revoke_run(request: Request) -> Response:
         },
         status_code=202,
     )
+
+
+async def _revoke_workflow(d: Deps, workflow: Workflow, terminate: bool) -> Response:
+    """Revoke every run of a workflow that has not finished; those not submitted yet (a
+    chain's later links) are marked and never start. 409 when all had finished."""
+    ids = list(dict.fromkeys([*workflow.members, *([workflow.result] if workflow.result else [])]))
+    outcomes = {i: (await d.broker.revoke(i, d.codec, terminate)).outcome.lower() for i in ids}
+    if all(o == "finished" for o in outcomes.values()):
+        raise Conflict(f"workflow {workflow.id}: every run already finished")
+    answer = {"id": workflow.id, "revoked": True, "terminate": terminate, "runs": outcomes}
+    return JSONResponse(answer, status_code=202)
 
 
 _RETRYABLE = frozenset({states.FAILURE, states.REVOKED, states.DEAD})

@@ -500,10 +500,10 @@ def revoke(
     run_id: str,
     queue: str,
     terminate: bool,
-    later: Sequence[Message] = (),
+    ended: ScriptCall[bool] | None = None,
 ) -> ScriptCall[Verdict]:
-    """Revoke a run of ``queue`` (read from its record by the caller); ``later``: the
-    links of its chain after it, ended REVOKED too when it never starts."""
+    """Revoke a run of ``queue`` (read from its record by the caller); ``ended``: the
+    finish call that stores it REVOKED with its follow-ups, made if it never starts."""
     part, now = keys.partition(run_id), now_ms()
     run_keys = [keys.run(run_id), keys.revoked(part), keys.events(part), keys.delayed(part, queue)]
     args: list[Arg] = [
@@ -517,11 +517,9 @@ def revoke(
         keys.control,
         queue,
     ]
-    for m in later:
-        if keys.partition(m.id) != part:
-            raise ValueError(f"link {m.id} is not of partition {part}")
-        run_keys.append(keys.run(m.id))
-        args += [m.id, m.task, m.queue, keys.done_channel(m.id)]
+    if ended is not None:
+        run_keys += ended.keys
+        args += [len(ended.keys), len(ended.args), *ended.args]
     return ScriptCall(lua.REVOKE, run_keys, args, _verdict)
 
 

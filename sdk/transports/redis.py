@@ -116,11 +116,11 @@ class RedisTransport:
 
     def revoke(self, run_id: str, terminate: bool) -> None:
         with _unavailable():
-            check_revoke(run_id, self._broker.revoke(run_id, terminate))
+            check_revoke(run_id, self._broker.revoke(run_id, self._codec, terminate))
 
     async def revoke_async(self, run_id: str, terminate: bool) -> None:
         with _unavailable():
-            check_revoke(run_id, await self._async.revoke(run_id, terminate))
+            check_revoke(run_id, await self._async.revoke(run_id, self._codec, terminate))
 
     def close(self) -> None:
         self._broker.redis.close()

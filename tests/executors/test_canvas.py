@@ -264,3 +264,49 @@ def test_a_failing_link_of_a_header_chain_fails_the_chord_and_its_link_error_onc
     time.sleep(0.3)  # a second errback run, if there were one
     assert errors.read_text() == f"{chord_body.id}\n"  # once, given the chord body's id
     assert not marks.exists()  # the body never ran
+
+
+# -- revoking workflows ------------------------------------------------------------------------
+def test_a_revoked_queued_header_run_fails_the_chord_and_runs_its_errback_once(
+    app: App, start_worker: WorkerFactory, tmp_path: Path
+) -> None:
+    errors, marks = tmp_path / "errors", tmp_path / "body"
+    header = [
+        sig(app, "t.add", i, i).on_error(sig(app, "t.record_into", str(errors))) for i in range(3)
+    ]
+    result = chord(header, sig(app, "t.count_into", str(marks)))()
+    assert isinstance(result.parent, GroupResult)
+    doomed = result.parent.results[1]
+    doomed.revoke()  # no worker yet: queued, so it ends now, counted in its chord
+    assert doomed.state == states.REVOKED
+    start_worker("threads")
+    with pytest.raises(TaskError, match=r"chord member 1 \(t\.add .*\) ended REVOKED"):
+        result.get(timeout=10)  # not a hang: the revoked run counts as the chord's failure
+    wait_for(errors.exists)
+    time.sleep(0.3)
+    assert errors.read_text() == f"{doomed.id}\n" and not marks.exists()
+
+
+@pytest.mark.cluster
+def test_revoking_a_chains_result_revokes_its_pending_links(
+    app: App, start_worker: WorkerFactory
+) -> None:
+    fan = group(sig(app, "t.add", i) for i in range(3))
+    result = (sig(app, "t.add", 1, 1) | fan | sig(app, "t.xsum") | sig(app, "t.add", 1))()
+    result.revoke()  # the last link's result: every run before it, queued or not yet sent
+    start_worker("threads")
+    with pytest.raises(TaskRevoked):
+        result.get(timeout=10)
+    total = result.parent
+    assert total is not None and isinstance(total.parent, GroupResult)
+    first = total.parent.parent
+    assert first is not None
+    time.sleep(0.3)  # a worker that would run any of them has had the time to
+    assert first.state == total.state == states.REVOKED
+    assert not first.info()["attempts"]  # type: ignore[index]  # never started
+    grouped = group(sig(app, "t.slow_add", i, i, 0.2) for i in range(20))()
+    grouped.revoke()  # those not started never do; a finished one is left as it is
+    states_seen = {r.state for r in grouped.results}
+    wait_for(lambda: grouped.ready())
+    assert {r.state for r in grouped.results} <= {states.REVOKED, states.SUCCESS}
+    assert states.REVOKED in {r.state for r in grouped.results}, states_seen

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,22 @@ def test_nested_workflows_as_json(client: httpx.Client) -> None:
     inner = {"chord": {"header": [sig("t.add", 1), sig("t.add", 2)], "body": sig("t.xsum")}}
     inside = run(client, {"chain": [sig("t.add", 0, 1), inner, sig("t.add", 1)]})
     assert inside["state"] == "SUCCESS" and inside["result"] == 6
+
+
+def test_revoking_a_workflow_revokes_its_pending_runs(client: httpx.Client) -> None:
+    chain = {"chain": [sig("t.slow_add", 1, 1, 0.5), sig("t.add", 1), sig("t.add", 1)]}
+    sent = client.post("/workflows", json=chain).json()
+    time.sleep(0.2)  # the first link has started
+    revoked = client.post(f"/runs/{sent['id']}/revoke")
+    assert revoked.status_code == 202, revoked.text
+    first, *later = sent["members"]
+    assert revoked.json()["runs"][first] == "running"  # it runs on, without terminate
+    assert all(revoked.json()["runs"][i] == "missing" for i in later)  # not sent yet: marked
+    done = client.get(f"/runs/{sent['id']}", params={"wait": 10}).json()
+    assert done["state"] == "REVOKED"
+    assert client.get(f"/runs/{first}").json()["state"] == "SUCCESS"
+    again = client.post(f"/runs/{sent['id']}/revoke")
+    assert again.status_code == 409 and "already finished" in again.json()["error"]["message"]
 
 
 def test_retry_submits_a_failed_run_again_as_its_child(client: httpx.Client) -> None:

@@ -121,8 +121,25 @@ def test_a_periodic_task_takes_a_signature_and_refuses_a_chain(app: App) -> None
     [entry] = app.periodic_tasks
     assert name == "every-10s" and entry.task == "c.add"
     assert entry.args == (1, 2) and entry.options == {"queue": "q"}
-    with pytest.raises(ConfigurationError, match="not a chain"):
+    with pytest.raises(ConfigurationError, match="one signature, not"):
         app.add_periodic_task(10.0, add.s(1, 2) | add.s(3))
+    with pytest.raises(ConfigurationError, match="one signature, not"):
+        app.add_periodic_task(10.0, group(add.s(1, 2)))
+    with pytest.raises(ConfigurationError, match="no link="):
+        app.add_periodic_task(10.0, add.s(1, 2).on_error(add.s(0)))
+
+
+def test_a_beat_schedule_entry_may_name_a_signature(app: App) -> None:
+    from sdk.schedules import from_beat_schedule
+
+    add = app.tasks["c.add"]
+    beat = {
+        "sig": {"task": add.s(1, 2).set(priority=7), "schedule": 5.0},
+        "given": {"task": add.s(1, 2), "schedule": 5.0, "args": [3, 4], "options": {"queue": "q"}},
+    }
+    sig, given = from_beat_schedule(beat)
+    assert (sig.task, sig.args, sig.options) == ("c.add", (1, 2), {"priority": 7})
+    assert (given.args, given.options) == ((3, 4), {"queue": "q"})  # the entry's own win
 
 
 def test_eager_groups_and_chords(app: App) -> None:

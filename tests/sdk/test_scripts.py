@@ -794,10 +794,13 @@ def revoke(scripts: Scripts, keys: Keys, run_id: str, terminate: bool = False) -
     return scripts(plans.revoke(keys, LIMITS, run_id, QUEUE, terminate))
 
 
-def test_revoke_of_an_unknown_run_is_missing(r: redis.Redis, scripts: Scripts, keys: Keys) -> None:
+def test_revoke_of_an_unknown_run_is_missing_and_marks_it(
+    r: redis.Redis, scripts: Scripts, keys: Keys
+) -> None:
     run_id = new_id()
     assert revoke(scripts, keys, run_id) == Verdict("MISSING", "")
-    assert r.zcard(keys.revoked(keys.partition(run_id))) == 0
+    # marked all the same: a later link of a chain, submitted later, never starts
+    assert r.zscore(keys.revoked(keys.partition(run_id)), run_id) is not None
     assert not r.exists(keys.run(run_id))
 
 
@@ -1146,8 +1149,13 @@ def test_revoke_of_a_queued_chain_link_ends_its_later_links(
     m = submitted(scripts, keys)
     later = [chained(keys, m), chained(keys, m)]
     done = listen(keys.done_channel(later[1].id))
-    call = plans.revoke(keys, LIMITS, m.id, QUEUE, False, later)
+    stream = keys.stream(keys.partition(m.id), QUEUE, DEFAULT_PRIORITY)
+    then = plans.Follow(end=later, end_state=states.REVOKED)
+    ended = plans.finish(keys, LIMITS, m, stream, "", states.REVOKED, None, {}, then)
+    call = plans.revoke(keys, LIMITS, m.id, QUEUE, False, ended)
     assert scripts(call) == Verdict("REVOKED", states.PENDING)
+    assert record(r, keys, m.id)["state"] == states.REVOKED
+    assert events(r, keys, m.id) == [states.PENDING, states.REVOKED]
     for link in later:
         run = record(r, keys, link.id)
         assert run["state"] == states.REVOKED and run["task"] == "t.add"

@@ -507,35 +507,25 @@ class Group:
     def apply_async(
         self, args: Iterable[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
     ) -> GroupResult:
-        """Submit every member in one round trip (a chain or chord member as one
-        workflow, in a second one)."""
+        """Submit every member at once (``Transport.send_group``: over Redis one round trip
+        for its signatures and one for its chains and chords; over the gateway one
+        ``POST /workflows``, which keeps the group for ``GroupResult.restore``)."""
         app = self.app
         members = self._with(tuple(args), dict(kwargs or {}), options)
         if app.conf.task_always_eager:
             return GroupResult(new_id(), [_one(m.apply_async()) for m in members], app)
-        plain = [m for m in members if isinstance(m, Signature)]
-        flows = [
-            m if isinstance(m, Chain) else Chain(m) for m in members if not isinstance(m, Signature)
-        ]
-        sent = iter(app.send_calls([m.to_call() for m in plain]))
-        steps = iter(app.transport.send_workflows([f.to_call() for f in flows]) if flows else [])
+        flows = [m if isinstance(m, Signature | Chain) else Chain(m) for m in members]
+        group_id, sent = app.transport.send_group([f.to_call() for f in flows])
         results = [
-            next(sent) if isinstance(m, Signature) else _one(f.results(app, next(steps)))
-            for m, f in _paired(members, flows)
+            AsyncResult(steps[-1].id, app)
+            if isinstance(f, Signature)
+            else _one(f.results(app, steps))
+            for f, steps in zip(flows, sent, strict=True)
         ]
-        return GroupResult(new_id(), results, app)
+        return GroupResult(group_id, results, app)
 
     def to_dict(self) -> dict[str, Any]:
         return {"group": [m.to_dict() for m in self.members]}
-
-
-def _paired(
-    members: list[Signature | Chain | Chord], flows: list[Chain]
-) -> Iterable[tuple[Signature | Chain | Chord, Chain]]:
-    """Each member with its workflow (a signature with none: the first, unused)."""
-    it = iter(flows)
-    for m in members:
-        yield m, m if isinstance(m, Signature) else next(it)  # type: ignore[misc]
 
 
 def _one(result: AsyncResult | GroupResult) -> AsyncResult:

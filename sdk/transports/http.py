@@ -32,7 +32,7 @@ def _body(call: Call) -> dict[str, Any]:
 
 
 _NO_WORKFLOWS = "over the gateway, a chain goes through send_workflows (POST /workflows)"
-_NO_SAVED_GROUPS = "the gateway keeps no saved groups yet: give the App a redis_url"
+_NO_SAVED_GROUPS = "the gateway keeps only the groups sent through it (POST /workflows)"
 
 
 def _signature(call: Call) -> dict[str, Any]:
@@ -168,11 +168,23 @@ class HttpTransport:
         answer: dict[str, Any] = response.json()
         return answer
 
+    def send_group(self, calls: Sequence[Call]) -> tuple[str, list[list[Step]]]:
+        """A group as one ``POST /workflows``: the gateway keeps it (as long as results),
+        so its id restores it; each member's result run."""
+        answer = self._workflow({"group": [workflow_json(c) for c in calls]})
+        return str(answer["id"]), [[Step(str(m))] for m in answer["members"]]
+
     def save_group(self, group_id: str, run_ids: Sequence[str]) -> None:
-        raise InvalidRequest(_NO_SAVED_GROUPS)
+        """Nothing to write: the gateway kept the group it was sent; anything else it
+        cannot keep (no such route)."""
+        if self.restore_group(group_id) != list(run_ids):
+            raise InvalidRequest(_NO_SAVED_GROUPS)
 
     def restore_group(self, group_id: str) -> list[str] | None:
-        raise InvalidRequest(_NO_SAVED_GROUPS)
+        run = self.run(group_id)
+        if run is None or run.get("kind") != "group":
+            return None
+        return [str(m) for m in run.get("members") or []]
 
     def run(self, run_id: str) -> RunJSON | None:
         with _unavailable():

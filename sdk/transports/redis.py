@@ -11,6 +11,7 @@ from sdk.calls import Call, Step, build_submission, build_workflow
 from sdk.clients import async_client, sync_client
 from sdk.config import Settings
 from sdk.errors import BrokerUnavailable, InvalidRequest
+from sdk.protocol import new_id
 from sdk.protocol.keys import Keys
 from sdk.protocol.plans import Limits, Submission
 from sdk.protocol.record import Fields
@@ -79,6 +80,15 @@ class RedisTransport:
             self._broker.submit([sub for plan in plans for sub in plan.submissions])
         return [plan.steps for plan in plans]
 
+    def send_group(self, calls: Sequence[Call]) -> tuple[str, list[list[Step]]]:
+        """A group's members: its plain runs in one round trip, what is composed (chains,
+        chords, callbacks) as workflows in another; each member's steps, in order."""
+        plain = [c for c in calls if not _composed(c)]
+        ids = iter(self.send(plain))
+        flows = iter(self.send_workflows([c for c in calls if _composed(c)]))
+        sent = [next(flows) if _composed(c) else [Step(next(ids))] for c in calls]
+        return new_id(), sent
+
     def save_group(self, group_id: str, run_ids: Sequence[str]) -> None:
         with _unavailable():
             self._broker.save_group(group_id, run_ids)
@@ -135,3 +145,7 @@ class _unavailable:
     def __exit__(self, et: object, exc: BaseException | None, tb: object) -> None:
         if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
             raise BrokerUnavailable(f"Redis unreachable: {exc}") from exc
+
+
+def _composed(call: Call) -> bool:
+    return bool(call.chain or call.header)

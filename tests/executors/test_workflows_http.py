@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sdk import App, chord, group, signature
+from sdk import App, GroupResult, chord, group, signature
 from sdk.canvas import Signature
 from sdk.errors import InvalidRequest
 from tests.conftest import Gateway
@@ -164,8 +164,12 @@ def test_the_sdk_sends_chains_groups_and_chords_through_the_gateway(
         grouped = group([s("t.add", 1), s("t.add", 1) | s("t.mul", 3)])(2)
         assert grouped.get(timeout=10) == [3, 9]
         assert chord([s("t.add", i, i) for i in range(50)], s("t.xsum"))().get(timeout=10) == 2450
-        with pytest.raises(InvalidRequest, match="saved groups"):
-            grouped.save()
+        assert grouped.save() is grouped  # the gateway kept the group it was sent
+        restored = GroupResult.restore(grouped.id, app)
+        assert restored is not None and restored.get(timeout=10) == [3, 9]
+        assert GroupResult.restore("no-such-group", app) is None
+        with pytest.raises(InvalidRequest, match="only the groups sent through it"):
+            GroupResult("made-up", grouped.results, app).save()
         fan = group(s("t.add", i) for i in range(3))  # nested: a group inside a chain
         assert (s("t.add", 1, 1) | fan | s("t.xsum"))().get(timeout=10) == 9
         header = [s("t.add", 1, 1) | s("t.mul", 3), s("t.add", 0, 1)]  # a chain in a header

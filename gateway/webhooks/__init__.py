@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from gateway.webhooks.dispatch import Dispatcher
-from gateway.webhooks.guard import AllowList, check
+from sdk.outbound import AllowList, check
 
 __all__ = ["AllowList", "Dispatcher", "check"]

@@ -29,11 +29,11 @@ from urllib.parse import urlsplit
 import redis.exceptions as redis_errors
 
 from gateway.waiters import Event
-from gateway.webhooks import guard
 from gateway.webhooks.deliveries import Deliveries, Delivery
 from gateway.webhooks.pace import TokenBucket
 from gateway.webhooks.schedule import Schedule
 from gateway.webhooks.sender import DELIVERED, DISABLED, Attempt, Sender
+from sdk import outbound
 from sdk.config import Settings
 from sdk.errors import InvalidCallback
 from sdk.protocol import now_ms, rfc3339
@@ -91,9 +91,9 @@ class Dispatcher:
         self._schedule = Schedule(
             settings.webhook_backoff, settings.webhook_max_attempts, settings.webhook_max_span
         )
-        self._allow = guard.AllowList.parse(settings.webhook_allow)
+        self._allow = outbound.AllowList.parse(settings.webhook_allow)
         self._sender = Sender(settings.webhook_secret, settings.webhook_timeout)
-        self._lease_ms = int((2 * settings.webhook_timeout + guard.RESOLVE_TIMEOUT + 5) * 1000)
+        self._lease_ms = int((2 * settings.webhook_timeout + outbound.RESOLVE_TIMEOUT + 5) * 1000)
         self._consumer = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self._wake = asyncio.Event()
         self._bucket = TokenBucket(settings.webhook_rate, BURST)  # per process
@@ -219,7 +219,7 @@ class Dispatcher:
 
     async def _try(self, d: Delivery) -> Attempt:
         try:
-            target = await guard.check(d.url, self._allow)  # DNS may have changed
+            target = await outbound.check(d.url, self._allow)  # DNS may have changed
         except InvalidCallback as exc:
             return Attempt(rfc3339(now_ms()) or "", None, 0, exc.message, "retry")
         return await self._sender.post(target, d.msg_id, d.payload)

@@ -7,7 +7,6 @@ and every transport error, is a failure to retry; 429 and 503 may carry ``Retry-
 
 from __future__ import annotations
 
-import email.utils
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,7 +14,7 @@ from datetime import UTC, datetime
 import httpx
 from standardwebhooks import Webhook
 
-from gateway.webhooks.guard import Target
+from sdk.outbound import Target, retry_after
 from sdk.protocol import now_ms, rfc3339
 
 USER_AGENT = "celeriac-webhooks/1"
@@ -40,23 +39,6 @@ class Attempt:
             "latency_ms": self.latency_ms,
             "error": self.error,
         }
-
-
-def retry_after(value: str | None) -> float | None:
-    """A ``Retry-After`` header (seconds or an HTTP date) as seconds from now."""
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
 
 
 def classify(response: httpx.Response) -> tuple[str, str | None, float | None]:
@@ -88,7 +70,7 @@ class Sender:
         return {
             "content-type": "application/json",
             "user-agent": USER_AGENT,
-            "host": target.url.netloc.decode("ascii"),
+            "host": target.host_header,
             "webhook-id": msg_id,
             "webhook-timestamp": str(int(now.timestamp())),
             "webhook-signature": self._signer.sign(msg_id, now, payload.decode()),
@@ -97,13 +79,12 @@ class Sender:
     async def post(self, target: Target, msg_id: str, payload: bytes) -> Attempt:
         at = rfc3339(now_ms()) or ""
         started = time.perf_counter()
-        extensions = {"sni_hostname": target.url.host} if target.url.scheme == "https" else {}
         try:
             response = await self._client.post(
                 target.connect_url(),
                 content=payload,
                 headers=self.headers(msg_id, payload, target),
-                extensions=extensions,
+                extensions=target.extensions,
             )
         except httpx.HTTPError as exc:
             latency = int((time.perf_counter() - started) * 1000)

@@ -18,9 +18,9 @@ from sdk.errors import CeleriacError
     "-A",
     "--app",
     "app_spec",
-    required=True,
+    default=None,
     metavar="MODULE[:ATTR]",
-    help="Module holding the App (and its tasks).",
+    help="Module holding the App (and its tasks); optional for --pool http.",
 )
 @click.option(
     "--pool",
@@ -86,7 +86,7 @@ from sdk.errors import CeleriacError
 )
 @common_options
 def command(
-    app_spec: str,
+    app_spec: str | None,
     pool: str,
     concurrency: int,
     queues: str | None,
@@ -108,9 +108,13 @@ def command(
         # are imported (gevent patches the standard library).
         pool_impl = create_pool(pool)
         from executors.loader import load_app
+        from executors.pools.base import TaskSourcePool
         from executors.worker import Worker, WorkerOptions
+        from sdk.app import App
 
-        app = load_app(app_spec)
+        if app_spec is None and not isinstance(pool_impl, TaskSourcePool):
+            raise click.ClickException(f"-A MODULE is needed: pool {pool} runs Python tasks")
+        app = load_app(app_spec) if app_spec is not None else App("celeriac")
         app.conf = resolve_settings(app.conf, redis_url=redis_url, prefix=prefix)
         if not app.conf.redis_url:
             raise click.ClickException("no Redis URL: pass --redis-url or set CELERIAC_REDIS_URL")
@@ -129,7 +133,9 @@ def command(
         worker = Worker(app=app, pool=pool_impl, options=options)
     except CeleriacError as exc:
         raise click.ClickException(exc.message) from exc
-    scheduler = _start_scheduler(app_spec, app.conf, log_level) if beat else None
+    if beat and app_spec is None:
+        raise click.ClickException("-B needs -A MODULE: the scheduler reads the App's schedules")
+    scheduler = _start_scheduler(app_spec, app.conf, log_level) if beat and app_spec else None
     try:
         code = worker.run()
     finally:

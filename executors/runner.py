@@ -48,8 +48,10 @@ class Runner:
         middleware: Sequence[Middleware] = (),
         state_writer: StateWriter | None = None,
         run_async: Callable[[Awaitable[Any]], Any] = run_in_new_loop,
+        more_tasks: Callable[[str], Task[Any, Any] | None] | None = None,
     ) -> None:
         self.app = app
+        self._more_tasks = more_tasks  # tasks the pool brings (executors/pools/base.py)
         self.codec = codec
         self.worker_id = worker_id
         self.state_writer = state_writer
@@ -93,8 +95,11 @@ class Runner:
         return outcome
 
     def _task(self, name: str) -> Task[Any, Any] | None:
-        """The app's task, or a built-in one (``sdk/builtins.py``), made once."""
+        """The app's task, or a built-in one (``sdk/builtins.py``), made once, or one of
+        the pool's own."""
         task = self.app.tasks.get(name)
+        if task is None and self._more_tasks is not None:
+            task = self._more_tasks(name)
         if task is None and name.startswith("celeriac."):
             task = self._builtins.get(name)
             if task is None and (made := builtin(self.app, name)) is not None:

@@ -29,7 +29,7 @@ from executors.consumer import Consumer, SlotConfig, all_streams, ensure_groups
 from executors.control import ControlListener
 from executors.middleware import Counting, HardTimeLimit, RateLimit, Retries, SoftTimeLimit
 from executors.pools import Pool
-from executors.pools.base import LoopSlots, StopFlag
+from executors.pools.base import LoopSlots, StopFlag, TaskSource, TaskSourcePool
 from executors.runner import Runner
 from sdk.app import App
 from sdk.broker import Broker
@@ -47,6 +47,7 @@ from sdk.signing import Signer
 
 log = logging.getLogger("celeriac.worker")
 TICK_S = 0.1  # main loop: promote due runs, watch time limits, supervise slots
+TASKS_EVERY_S = 1.0  # a pool's own tasks (HTTP tasks) are re-read this often
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class Worker:
         self._wake = threading.Event()
         # A claim is at most 1.5 refresh periods idle, well under the dead-worker time.
         self._refresh_s = min(claims.REFRESH_EVERY_S, options.dead_after_s / 3)
+        self.more_tasks: TaskSource | None = None  # the pool's own tasks, if it has any
 
     def _client(self) -> redis.Redis:
         """A client of one server, or a RedisCluster for a redis+cluster:// URL (typed as the
@@ -159,6 +161,7 @@ class Worker:
             middleware=middleware,
             state_writer=broker.update_state,
             run_async=run_async,
+            more_tasks=None if self.more_tasks is None else self.more_tasks.get,
         )
 
     def _slot_config(self, index: int) -> SlotConfig:
@@ -179,6 +182,9 @@ class Worker:
         """Run until signalled; returns the exit code (0 after a warm shutdown)."""
         client = self._client()
         broker = Broker(client, self.keys, self.limits)
+        if isinstance(self.pool, TaskSourcePool):
+            concurrency = self.options.concurrency
+            self.more_tasks = self.pool.task_source(self.app, client, self.keys, concurrency)
         self._prepare(client)
         self._install_signals()
         self.pool.start(self, self.options.concurrency)
@@ -207,6 +213,8 @@ class Worker:
             try:
                 self._check_eviction(client)
                 heartbeat.register_tasks(client, self.keys, self.app)
+                if self.more_tasks is not None:
+                    self.more_tasks.refresh()
                 ensure_groups(client, self.streams)
                 return
             except UNREACHABLE as exc:
@@ -227,6 +235,8 @@ class Worker:
         while self._signals == 0:
             if every(heartbeat.HEARTBEAT_S, "beat"):
                 self._safely(heartbeat.beat, client, self.keys, self.info, self.counters)
+            if self.more_tasks is not None and every(TASKS_EVERY_S, "tasks"):
+                self._safely(self.more_tasks.refresh)
             if every(self._refresh_s, "claims"):
                 self._safely(
                     claims.keep_fresh, client, self.streams, self.id, int(self._refresh_s * 500)

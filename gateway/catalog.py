@@ -179,6 +179,11 @@ class Catalog:
                     self._loaded_at = time.monotonic()
         return self._entries
 
+    def invalidate(self) -> None:
+        """Forget what was read: this gateway just changed the catalog (other gateways
+        see the change within ``max_age``)."""
+        self._raw, self._entries, self._loaded_at = {}, {}, float("-inf")
+
     async def get(self, name: str) -> Entry:
         """The entry for ``name``; re-read from Redis once if the cache lacks it."""
         entry = (await self.entries()).get(name)

@@ -13,6 +13,8 @@ from sdk.calls import Call, SendOptions
 from sdk.config import Settings, settings_from_object
 from sdk.context import Request, current_request
 from sdk.errors import DuplicateTask, TaskNotFound
+from sdk.http_tasks import HttpTaskSpec
+from sdk.http_tasks import Target as HttpTarget
 from sdk.middleware import Middleware
 from sdk.protocol import new_id
 from sdk.result import AsyncResult, EagerResult
@@ -132,6 +134,33 @@ class App:
         entry = periodic_task(name, sig, schedule, args, kwargs, options)
         self.periodic_tasks.append(entry)
         return entry.name
+
+    # -- HTTP tasks (docs/http-executor.md) ----------------------------------------------------
+    def register_http_task(
+        self,
+        name: str,
+        url: str,
+        *,
+        method: str = "POST",
+        headers: dict[str, str] | None = None,
+        timeout: float = 30.0,
+        concurrency: int | None = None,
+        queue: str | None = None,
+        parameters: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> None:
+        """Register (or replace) a task that ``--pool http`` workers run by sending each
+        run to ``url``; ``options`` are task options (``max_retries=``, ``time_limit=``,
+        ``rate_limit=``...). Runs are submitted by name: ``app.send_task(name, ...)``."""
+        target = HttpTarget(
+            url=url, method=method, headers=headers or {}, timeout=timeout, concurrency=concurrency
+        )
+        spec = HttpTaskSpec(target=target, queue=queue, options=options, parameters=parameters)
+        self.transport.put_http_task(name, spec)
+
+    def unregister_http_task(self, name: str) -> bool:
+        """Remove an HTTP task; False if there was none."""
+        return self.transport.delete_http_task(name)
 
     # -- submitting ----------------------------------------------------------------------------
     def send_task(

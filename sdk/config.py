@@ -30,6 +30,8 @@ ENV_VARS = {
     "worker_dead_after": "CELERIAC_WORKER_DEAD_AFTER",
     "webhook_secret": "CELERIAC_WEBHOOK_SECRET",
     "webhook_allow": "CELERIAC_WEBHOOK_ALLOW",
+    "http_task_secret": "CELERIAC_HTTP_TASK_SECRET",
+    "http_task_allow": "CELERIAC_HTTP_TASK_ALLOW",
     "webhook_backoff": "CELERIAC_WEBHOOK_BACKOFF",
     "webhook_max_attempts": "CELERIAC_WEBHOOK_MAX_ATTEMPTS",
     "webhook_max_span": "CELERIAC_WEBHOOK_MAX_SPAN",
@@ -60,6 +62,8 @@ class Settings:
     worker_dead_after: float = 15.0  # seconds of silence before a worker's runs are reclaimed
     webhook_secret: str | None = None  # whsec_<base64>, as Standard Webhooks defines
     webhook_allow: str = ""  # networks/hosts callbacks may reach despite the SSRF guard
+    http_task_secret: str | None = None  # whsec_<base64>: signs requests to HTTP tasks
+    http_task_allow: str = ""  # networks/hosts HTTP task targets may reach (the guard)
     webhook_backoff: float = 5.0  # seconds before the first retry
     webhook_max_attempts: int = 10
     webhook_max_span: float = 3 * 86_400.0  # seconds from the first attempt to the last

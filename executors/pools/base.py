@@ -15,9 +15,16 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 from executors.backoff import Backoff
+
+if TYPE_CHECKING:
+    import redis
+
+    from sdk.app import App
+    from sdk.protocol.keys import Keys
+    from sdk.task import Task
 
 log = logging.getLogger("celeriac.pool")
 
@@ -54,6 +61,24 @@ class SlotTargets(Protocol):
 
     async def run_slots(self, concurrency: int, stop: asyncio.Event, slots: LoopSlots) -> None:
         """Consume with ``concurrency`` coroutine slots until ``stop`` is set."""
+
+
+class TaskSource(Protocol):
+    """Tasks a pool brings besides the app's (the http pool's: the catalog's HTTP tasks)."""
+
+    def get(self, name: str) -> Task[Any, Any] | None: ...
+
+    def refresh(self) -> None:
+        """Re-read them (the worker calls it every second, from its main loop)."""
+
+
+@runtime_checkable
+class TaskSourcePool(Protocol):
+    """A pool whose runs may be of tasks no Python module defines."""
+
+    def task_source(
+        self, app: App, client: redis.Redis, keys: Keys, concurrency: int
+    ) -> TaskSource: ...
 
 
 class Pool(Protocol):

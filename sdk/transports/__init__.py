@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Generic, Protocol, TypeVar
 
 from sdk.calls import Call, Step
+from sdk.http_tasks import HttpTaskSpec
 from sdk.runs import RunJSON
 
 T = TypeVar("T")
@@ -39,6 +40,10 @@ class Transport(Protocol):
     def send_workflows(self, calls: Sequence[Call]) -> list[list[Step]]: ...
 
     def send_group(self, calls: Sequence[Call]) -> tuple[str, list[list[Step]]]: ...
+
+    def put_http_task(self, name: str, spec: HttpTaskSpec) -> None: ...
+
+    def delete_http_task(self, name: str) -> bool: ...
 
     def save_group(self, group_id: str, run_ids: Sequence[str]) -> None: ...
 

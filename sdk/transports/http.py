@@ -16,6 +16,7 @@ from sdk.builtins import COLLECT
 from sdk.calls import Call, Step, SubmitBody
 from sdk.config import Settings
 from sdk.errors import BrokerUnavailable, CeleriacError, InvalidRequest, from_code
+from sdk.http_tasks import HttpTaskSpec
 from sdk.runs import RunJSON
 from sdk.transports import PerLoop
 
@@ -173,6 +174,21 @@ class HttpTransport:
         so its id restores it; each member's result run."""
         answer = self._workflow({"group": [workflow_json(c) for c in calls]})
         return str(answer["id"]), [[Step(str(m))] for m in answer["members"]]
+
+    def put_http_task(self, name: str, spec: HttpTaskSpec) -> None:
+        with _unavailable():
+            response = self._client.put(
+                f"/tasks/{quote(name, safe='')}", json=msgspec.to_builtins(spec)
+            )
+        _raise_for(response)
+
+    def delete_http_task(self, name: str) -> bool:
+        with _unavailable():
+            response = self._client.delete(f"/tasks/{quote(name, safe='')}")
+        if response.status_code == 404:
+            return False
+        _raise_for(response)
+        return True
 
     def save_group(self, group_id: str, run_ids: Sequence[str]) -> None:
         """Nothing to write: the gateway kept the group it was sent; anything else it

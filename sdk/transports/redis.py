@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
+import msgspec
 import redis
 
 from sdk.broker import AsyncBroker, Broker, check_revoke
@@ -11,6 +13,13 @@ from sdk.calls import Call, Step, build_submission, build_workflow
 from sdk.clients import async_client, sync_client
 from sdk.config import Settings
 from sdk.errors import BrokerUnavailable, InvalidRequest
+from sdk.http_tasks import (
+    HttpTaskSpec,
+    catalog_entry,
+    check_spec,
+    is_python_task,
+    python_task_conflict,
+)
 from sdk.protocol import new_id
 from sdk.protocol.keys import Keys
 from sdk.protocol.plans import Limits, Submission
@@ -96,6 +105,22 @@ class RedisTransport:
     def restore_group(self, group_id: str) -> list[str] | None:
         with _unavailable():
             return self._broker.restore_group(group_id)
+
+    def put_http_task(self, name: str, spec: HttpTaskSpec) -> None:
+        """Write the task's catalog entry, as ``PUT /tasks/{name}`` does."""
+        check_spec(name, spec)
+        entry = msgspec.json.encode(catalog_entry(name, spec, self._settings.default_queue))
+        with _unavailable():
+            if is_python_task(cast(bytes | None, self._broker.redis.hget(self._keys.tasks, name))):
+                raise python_task_conflict(name)
+            self._broker.redis.hset(self._keys.tasks, name, entry)
+
+    def delete_http_task(self, name: str) -> bool:
+        with _unavailable():
+            raw = cast(bytes | None, self._broker.redis.hget(self._keys.tasks, name))
+            if is_python_task(raw):
+                raise python_task_conflict(name)
+            return raw is not None and bool(self._broker.redis.hdel(self._keys.tasks, name))
 
     def run(self, run_id: str) -> RunJSON | None:
         with _unavailable():

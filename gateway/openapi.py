@@ -91,6 +91,32 @@ def _list_of(*kinds: str) -> Schema:
 
 
 SCHEMAS: dict[str, Schema] = {
+    "HttpTask": {
+        "type": "object",
+        "required": ["target"],
+        "additionalProperties": False,
+        "properties": {
+            "target": {
+                "type": "object",
+                "required": ["url"],
+                "additionalProperties": False,
+                "properties": {
+                    "url": {"type": "string", "format": "uri"},
+                    "method": {"enum": ["POST", "PUT", "PATCH"], "default": "POST"},
+                    "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "timeout": {"type": "number", "exclusiveMinimum": 0, "default": 30},
+                    "concurrency": {"type": "integer", "minimum": 1},
+                },
+            },
+            "queue": {"type": "string"},
+            "options": {
+                "type": "object",
+                "description": "task options: max_retries, retry_backoff, time_limit, "
+                "rate_limit, priority, ...",
+            },
+            "parameters": {"type": "object", "description": "JSON Schema of the arguments"},
+        },
+    },
     "Signature": _SIGNATURE,
     "Chain": _one_key("chain", _list_of("Signature", "Group", "Chord")),
     "SignatureChain": _one_key("chain", _list_of("Signature")),
@@ -303,6 +329,22 @@ PATHS: dict[str, Schema] = {
                 "200": _json(_ref("Accepted"), "a repeat of an idempotent submission"),
                 **_errors(400, 403, 404, 409, 413, 415, 422, 503),
             },
+        },
+        "put": {
+            "summary": "Register (or replace) a task with an HTTP target, run by --pool http",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("HttpTask")}},
+            },
+            "responses": {
+                "201": _json(_ref("Task"), "registered; Location names it"),
+                "200": _json(_ref("Task"), "replaced"),
+                **_errors(400, 409, 415, 422, 503),
+            },
+        },
+        "delete": {
+            "summary": "Remove a task with an HTTP target",
+            "responses": {"204": {"description": "removed"}, **_errors(404, 409, 503)},
         },
     },
     "/tasks/{name}/batch": {

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,7 +24,7 @@ from standardwebhooks import Webhook
 from sdk import App
 from sdk.errors import Conflict
 from tests.conftest import Gateway
-from tests.executors.conftest import WorkerFactory, wait_for
+from tests.executors.conftest import ROOT, WorkerFactory, wait_for
 
 SECRET = "whsec_" + "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0"  # base64 of a 27-byte secret
 ENV = {"CELERIAC_HTTP_TASK_SECRET": SECRET, "CELERIAC_HTTP_TASK_ALLOW": "127.0.0.1"}
@@ -244,3 +247,40 @@ def test_the_sdk_and_the_cli_register_http_tasks(
     rm = subprocess.run([*cli, "rm", "fn.cli", "--redis-url", redis_url], capture_output=True)
     assert rm.returncode == 0
     wait_for(lambda: client.get("/tasks/fn.cli").status_code == 404, 3)  # another's cache: 1 s
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("language", ["python", "node"])
+def test_the_example_functions_verify_and_answer(
+    client: httpx.Client, language: str, tmp_path: Path
+) -> None:
+    runtime = sys.executable if language == "python" else shutil.which("node")
+    if runtime is None:
+        pytest.skip("node is not installed here (the Python example runs everywhere)")
+    port = _free_port()
+    script = (
+        ROOT / "examples" / "http_functions" / f"receiver.{'py' if language == 'python' else 'js'}"
+    )
+    env = {**os.environ, "CELERIAC_HTTP_TASK_SECRET": SECRET}
+    proc = subprocess.Popen([runtime, str(script), str(port)], env=env)
+    try:
+        wait_for(lambda: _listening(port), 10)
+        put(client, f"ex.{language}", f"http://127.0.0.1:{port}/add")
+        run_id = client.post(f"/tasks/ex.{language}", json={"args": [2, 3, 4]}).json()["id"]
+        [run] = wait_all(client, [run_id], 20)
+        assert run["state"] == "SUCCESS" and run["result"] == 9
+        unsigned = httpx.post(f"http://127.0.0.1:{port}/add", json={"args": [1]})
+        assert unsigned.status_code == 401  # a caller without the secret gets nothing done
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0

@@ -5,6 +5,7 @@
     python -m loadtests scheduler-lateness [--schedules 1000 ...]
     python -m loadtests cluster-drain [--runs 20000 --queues 6 ...]
     python -m loadtests canvas [--members 10000 --repeat 3 --pool "threads -c 8"]
+    python -m loadtests http [--runs 5000 --repeat 3]
 
 Each command takes --help.
 """
@@ -20,6 +21,7 @@ COMMANDS = {
     "scheduler-lateness": "loadtests.scheduler_lateness",
     "cluster-drain": "loadtests.cluster_drain",
     "canvas": "loadtests.canvas",
+    "http": "loadtests.http_pool",
 }
 
 

@@ -6,6 +6,8 @@ import asyncio
 import os
 import time
 
+import httpx
+
 from loadtests.peers import SLEEP_S
 from sdk import App
 
@@ -50,3 +52,13 @@ def sleep(x: int, y: int) -> int:
 async def sleep_async(x: int, y: int) -> int:
     await asyncio.sleep(SLEEP_S)
     return x + y
+
+
+# The http pool's comparison (loadtests/http_pool.py): the same POST, made by a Python
+# task on the threads pool, over one pooled client.
+_http = httpx.Client(trust_env=False, limits=httpx.Limits(max_connections=64))
+
+
+@app.task(name="bench.post")
+def post(url: str, x: int, y: int) -> object:
+    return _http.post(url, json={"args": [x, y]}).json()

@@ -72,6 +72,8 @@ class Receiver:
             time.sleep(5)
         elif handler.path == "/slow":
             time.sleep(0.1)
+        elif handler.path == "/total":
+            answer = json.dumps(sum(run["args"])).encode()
         handler.send_response(status)
         handler.send_header("content-length", str(len(answer)))
         handler.end_headers()
@@ -284,3 +286,34 @@ def test_the_example_functions_verify_and_answer(
 def _listening(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_terminating_a_running_http_run_cancels_its_request(
+    client: httpx.Client, receiver: Receiver
+) -> None:
+    put(client, "fn.long", f"{receiver.url}/hang")  # answers after 5 s
+    run_id = client.post("/tasks/fn.long", json={"args": [1]}).json()["id"]
+    wait_for(lambda: len(receiver.of("/hang")) == 1, 10)
+    started = time.monotonic()
+    revoked = client.post(f"/runs/{run_id}/revoke", json={"terminate": True})
+    assert revoked.status_code == 202 and revoked.json()["outcome"] == "terminating"
+    [run] = wait_all(client, [run_id], 10)
+    assert run["state"] == "REVOKED" and time.monotonic() - started < 4  # before the answer
+    time.sleep(5 - (time.monotonic() - started) + 0.5)  # the late answer has come and gone
+    assert client.get(f"/runs/{run_id}").json()["state"] == "REVOKED"
+    assert len(receiver.of("/hang")) == 1  # and it was not sent again
+
+
+def test_http_tasks_in_a_chain_and_a_chord_with_a_python_body(
+    client: httpx.Client, receiver: Receiver
+) -> None:
+    put(client, "fn.total", f"{receiver.url}/total")
+    chain = {"chain": [{"task": "fn.total", "args": [1, 2]}, {"task": "fn.total", "args": [10]}]}
+    sent = client.post("/workflows", json=chain).json()
+    done = client.get(f"/runs/{sent['id']}", params={"wait": 20}).json()
+    assert done["state"] == "SUCCESS" and done["result"] == 13
+    header = [{"task": "fn.total", "args": [i, i]} for i in range(20)]
+    chord = {"chord": {"header": header, "body": {"task": "t.xsum"}}}  # a Python body
+    sent = client.post("/workflows", json=chord).json()
+    done = client.get(f"/runs/{sent['id']}", params={"wait": 20}).json()
+    assert done["state"] == "SUCCESS" and done["result"] == 380

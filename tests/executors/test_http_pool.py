@@ -38,6 +38,7 @@ class Receiver:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
+        self.in_flight = self.most_in_flight = 0
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -71,7 +72,12 @@ class Receiver:
         elif handler.path == "/hang":
             time.sleep(5)
         elif handler.path == "/slow":
+            with self.lock:
+                self.in_flight += 1
+                self.most_in_flight = max(self.most_in_flight, self.in_flight)
             time.sleep(0.1)
+            with self.lock:
+                self.in_flight -= 1
         elif handler.path == "/total":
             answer = json.dumps(sum(run["args"])).encode()
         handler.send_response(status)
@@ -317,3 +323,30 @@ def test_http_tasks_in_a_chain_and_a_chord_with_a_python_body(
     sent = client.post("/workflows", json=chord).json()
     done = client.get(f"/runs/{sent['id']}", params={"wait": 20}).json()
     assert done["state"] == "SUCCESS" and done["result"] == 380
+
+
+def test_a_targets_cap_bounds_its_requests_in_flight(
+    client: httpx.Client, receiver: Receiver
+) -> None:
+    target = {"url": f"{receiver.url}/slow", "concurrency": 2}
+    assert client.put("/tasks/fn.capped", json={"target": target}).status_code == 201
+    items = [{"args": [i]} for i in range(20)]
+    ids = client.post("/tasks/fn.capped/batch", json={"items": items}).json()["ids"]
+    assert [r["state"] for r in wait_all(client, ids, 30)] == ["SUCCESS"] * 20
+    assert receiver.most_in_flight == 2  # of a -c 64 worker
+
+
+def test_the_guard_refuses_a_target_not_allowed(
+    redis_url: str,
+    make_gateway: Callable[..., Gateway],
+    start_worker: WorkerFactory,
+    receiver: Receiver,
+) -> None:
+    start_worker("http", "-Q", "guarded", env={"CELERIAC_HTTP_TASK_SECRET": SECRET})  # no allow
+    client = make_gateway(redis_url=redis_url).client
+    put(client, "fn.local", f"{receiver.url}/add", queue="guarded")
+    run_id = client.post("/tasks/fn.local", json={"args": [1]}).json()["id"]
+    [run] = wait_all(client, [run_id], 20)
+    assert run["state"] == "FAILURE" and "loopback address" in run["error"]["message"]
+    assert "CELERIAC_HTTP_TASK_ALLOW" in run["error"]["message"]
+    assert receiver.of("/add") == []  # never reached

@@ -214,7 +214,7 @@ class Worker:
                 self._check_eviction(client)
                 heartbeat.register_tasks(client, self.keys, self.app)
                 if self.more_tasks is not None:
-                    self.more_tasks.refresh()
+                    self._refresh_tasks()
                 ensure_groups(client, self.streams)
                 return
             except UNREACHABLE as exc:
@@ -236,7 +236,7 @@ class Worker:
             if every(heartbeat.HEARTBEAT_S, "beat"):
                 self._safely(heartbeat.beat, client, self.keys, self.info, self.counters)
             if self.more_tasks is not None and every(TASKS_EVERY_S, "tasks"):
-                self._safely(self.more_tasks.refresh)
+                self._safely(self._refresh_tasks)
             if every(self._refresh_s, "claims"):
                 self._safely(
                     claims.keep_fresh, client, self.streams, self.id, int(self._refresh_s * 500)
@@ -245,6 +245,13 @@ class Worker:
             self._safely(self._enforce_time_limits, client)
             self.pool.supervise()
             self._wake.wait(TICK_S)
+
+    def _refresh_tasks(self) -> None:
+        """Re-read the pool's own tasks; the heartbeat lists them with the app's, so
+        ``GET /tasks/{name}`` counts this worker for them."""
+        assert self.more_tasks is not None
+        self.more_tasks.refresh()
+        self.info.tasks = sorted({*self.app.tasks, *self.more_tasks.names()})
 
     def _promote_due(self, broker: Broker) -> None:
         """Move due countdown/ETA/retry runs of our queues to their streams: the due ids

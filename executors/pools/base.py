@@ -68,6 +68,9 @@ class TaskSource(Protocol):
 
     def get(self, name: str) -> Task[Any, Any] | None: ...
 
+    def names(self) -> list[str]:
+        """Their names, as the worker's heartbeat lists them."""
+
     def refresh(self) -> None:
         """Re-read them (the worker calls it every second, from its main loop)."""
 

@@ -10,7 +10,6 @@ from gateway.routes import (
     events,
     health,
     history,
-    http_tasks,
     runs,
     schedules,
     tasks,
@@ -21,7 +20,6 @@ from gateway.routes import (
 def all_routes() -> list[BaseRoute]:
     return [
         *tasks.routes,
-        *http_tasks.routes,
         *runs.routes,
         *workflows.routes,
         *history.routes,

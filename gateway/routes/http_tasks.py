@@ -11,7 +11,6 @@ from typing import cast
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from gateway import intake
 from gateway.responses import JSONResponse
@@ -63,7 +62,4 @@ async def delete_task(request: Request) -> Response:
     return Response(status_code=204)
 
 
-routes = [
-    Route("/tasks/{name}", put_task, methods=["PUT"]),
-    Route("/tasks/{name}", delete_task, methods=["DELETE"]),
-]
+__all__ = ["delete_task", "put_task"]

@@ -15,6 +15,7 @@ from starlette.routing import Route
 from gateway import intake
 from gateway.catalog import Entry, public
 from gateway.responses import JSONResponse
+from gateway.routes.http_tasks import delete_task, put_task
 from gateway.state import Deps, deps
 from sdk import states
 from sdk.calls import Call, SendOptions, SubmitBody, build_message, build_submission
@@ -197,11 +198,14 @@ async def get_task(request: Request) -> Response:
 
 
 async def task(request: Request) -> Response:
-    return await (submit(request) if request.method == "POST" else get_task(request))
+    """One path, four methods: GET reads the entry, POST submits a run, PUT and DELETE
+    register and remove an HTTP task (``gateway/routes/http_tasks.py``)."""
+    handler = {"POST": submit, "PUT": put_task, "DELETE": delete_task}.get(request.method, get_task)
+    return await handler(request)
 
 
 routes = [
     Route("/tasks", list_tasks, methods=["GET"]),
-    Route("/tasks/{name}", task, methods=["GET", "POST"]),
+    Route("/tasks/{name}", task, methods=["GET", "POST", "PUT", "DELETE"]),
     Route("/tasks/{name}/batch", submit_batch, methods=["POST"]),
 ]

@@ -173,6 +173,7 @@ def test_put_and_delete_an_http_task(client: httpx.Client, receiver: Receiver) -
     created = client.put("/tasks/fn.new", json={"target": {"url": f"{receiver.url}/add"}})
     assert created.status_code == 201 and created.headers["location"] == "/tasks/fn.new"
     assert client.get("/tasks/fn.new").json()["target"]["url"] == f"{receiver.url}/add"
+    wait_for(lambda: client.get("/tasks/fn.new").json()["workers"] == 1, 5)  # the http worker
     again = client.put("/tasks/fn.new", json={"target": {"url": f"{receiver.url}/bad"}})
     assert again.status_code == 200
     time.sleep(1.5)  # the worker re-reads the catalog every second

@@ -501,7 +501,7 @@ class Group:
                 first, *rest = m.links
                 out.append(Chain(_with_args(first, args, kwargs, options), *rest))
             else:
-                out.append(_with_args(m, args, kwargs, options))  # type: ignore[arg-type]
+                out.append(_with_args(m, args, kwargs, options))  # type: ignore[arg-type]  # of a signature or a chord: the same kind
         return out
 
     def apply_async(
@@ -575,8 +575,11 @@ class Chord:
         """Send the chord; ``args``, ``kwargs`` and ``options`` go to its body."""
         if self.body is None:
             raise InvalidRequest("a chord needs a body: chord(header, body) or chord(header)(body)")
-        body = _with_args(Chain(self.body).links[0], tuple(args), dict(kwargs or {}), options)
-        rest = Chain(self.body).links[1:]
+        first, *rest = Chain(self.body).links
+        if isinstance(first, Chord):
+            raise InvalidRequest(f"a chord's body is a signature, a chain or a group: {first!r}")
+        body = _with_args(first, tuple(args), dict(kwargs or {}), options)
+        assert not isinstance(body, Chord)  # the same kind as ``first``
         app = body.app
         for member in self.header.members:
             _header_run(member)
@@ -587,7 +590,7 @@ class Chord:
             result = _one(Chain(_with_args(body, (header.get(),), {}, {}), *rest).apply_async())
             _first_of(result).parent = header
             return result
-        return _one(Chain(Chord(self.header, body), *rest).send())  # type: ignore[arg-type]
+        return _one(Chain(Chord(self.header, body), *rest).send())
 
     def to_dict(self) -> dict[str, Any]:
         return {

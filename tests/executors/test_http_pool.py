@@ -25,7 +25,10 @@ from sdk import App
 from sdk.errors import Conflict
 from tests.conftest import Gateway
 from tests.executors.conftest import ROOT, WorkerFactory, wait_for
+from tests.gateway.receiver import Receiver as WebhookReceiver
+from tests.schedulers import SchedulerFactory, start_scheduler
 
+__all__ = ["start_scheduler"]  # a fixture, used by name
 SECRET = "whsec_" + "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0"  # base64 of a 27-byte secret
 ENV = {"CELERIAC_HTTP_TASK_SECRET": SECRET, "CELERIAC_HTTP_TASK_ALLOW": "127.0.0.1"}
 
@@ -351,3 +354,32 @@ def test_the_guard_refuses_a_target_not_allowed(
     assert run["state"] == "FAILURE" and "loopback address" in run["error"]["message"]
     assert "CELERIAC_HTTP_TASK_ALLOW" in run["error"]["message"]
     assert receiver.of("/add") == []  # never reached
+
+
+def test_a_schedule_fires_an_http_task_and_its_webhook_reports_it(
+    redis_url: str,
+    make_gateway: Callable[..., Gateway],
+    start_worker: WorkerFactory,
+    start_scheduler: SchedulerFactory,
+    receiver: Receiver,
+) -> None:
+    start_worker("http", env=ENV)
+    hooks = WebhookReceiver(SECRET).start()
+    try:
+        gw = make_gateway(redis_url=redis_url, webhook_secret=SECRET, webhook_allow="127.0.0.1")
+        client = gw.client
+        put(client, "fn.tick", f"{receiver.url}/total")
+        every = {"type": "interval", "seconds": 1}
+        made = client.post("/schedules", json={"id": "t", "task": "fn.tick", "trigger": every})
+        assert made.status_code == 201, made.text
+        start_scheduler()
+        wait_for(lambda: len(receiver.of("/total")) >= 2, 15)  # fired, and sent on
+        run = client.post(
+            "/tasks/fn.tick", json={"args": [4, 5], "callback_url": f"{hooks.url}/done"}
+        ).json()
+        wait_for(lambda: any(h.verified for h in hooks.hits), 15)
+        [payload] = [h.verified for h in hooks.hits if h.verified]
+        assert payload["id"] == run["id"] and payload["state"] == "SUCCESS"
+        assert payload["result"] == 9
+    finally:
+        hooks.stop()

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from sdk import states
     from sdk.app import App
     from sdk.canvas import Chain, Chord, Group, Signature, chain, chord, group, signature
+    from sdk.celery_app import Celery
+    from sdk.current import current_app, shared_task
     from sdk.errors import CeleriacError, Reject, Retry, TaskError
     from sdk.result import AsyncResult, GroupResult
     from sdk.schedules import crontab
@@ -30,6 +32,9 @@ _WHERE = {
     "Signature": "sdk.canvas",
     "chain": "sdk.canvas",
     "signature": "sdk.canvas",
+    "Celery": "sdk.celery_app",
+    "current_app": "sdk.current",
+    "shared_task": "sdk.current",
     "CeleriacError": "sdk.errors",
     "Reject": "sdk.errors",
     "Retry": "sdk.errors",
@@ -42,6 +47,7 @@ __all__ = [
     "App",
     "AsyncResult",
     "CeleriacError",
+    "Celery",
     "Chain",
     "Chord",
     "Group",
@@ -54,7 +60,9 @@ __all__ = [
     "chain",
     "chord",
     "crontab",
+    "current_app",
     "group",
+    "shared_task",
     "signature",
     "states",
 ]

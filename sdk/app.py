@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import inspect
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
@@ -12,7 +13,8 @@ from sdk.builtins import builtin
 from sdk.calls import Call, SendOptions
 from sdk.config import Settings, settings_from_object
 from sdk.context import Request, current_request
-from sdk.errors import DuplicateTask, TaskNotFound
+from sdk.current import app_made
+from sdk.errors import ConfigurationError, DuplicateTask, TaskNotFound
 from sdk.http_tasks import HttpTaskSpec
 from sdk.http_tasks import Target as HttpTarget
 from sdk.middleware import Middleware
@@ -35,7 +37,12 @@ class App:
     """
 
     def __init__(
-        self, main: str = "app", *, middleware: Sequence[Middleware] = (), **settings: Any
+        self,
+        main: str = "app",
+        *,
+        middleware: Sequence[Middleware] = (),
+        set_as_current: bool = True,
+        **settings: Any,
     ) -> None:
         self.main = main
         #: Run by executors around every run of this app's tasks, after their own
@@ -48,11 +55,22 @@ class App:
         self._codec: Codec | None = None
         self.periodic_tasks: list[PeriodicTask] = []  # static schedules (sdk/schedules.py)
         self.on_after_configure = Signal()
+        self.include: list[str] = []  # task modules the worker imports (Celery's include=)
+        app_made(self, set_as_current)
 
     def __repr__(self) -> str:
         return f"<App {self.main}: {len(self.tasks)} tasks>"
 
     # -- configuration ------------------------------------------------------------------------
+    def import_included(self) -> None:
+        """Import the task modules named by ``include=`` (the worker does, once the App's
+        own module is loaded, so a task module may import the App)."""
+        for module in self.include:
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:
+                raise ConfigurationError(f"include={module!r}: cannot import it: {exc}") from exc
+
     def _resolve(self) -> Settings:
         return Settings().updated(self._code_settings).with_env()
 

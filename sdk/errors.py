@@ -239,3 +239,11 @@ def from_code(code: str, message: str, details: Any = None) -> CeleriacError:
     if cls in (TaskError, Retry, ResultTimeout) or issubclass(cls, TaskError):
         return CeleriacError(message, details=details)
     return cls(message, details=details)
+
+
+# Celery's names for the same errors (``from celery.exceptions import X`` becomes
+# ``from sdk.errors import X``).
+MaxRetriesExceededError = MaxRetriesExceeded
+TaskRevokedError = TaskRevoked
+ImproperlyConfigured = ConfigurationError
+NotRegistered = TaskNotFound

@@ -11,6 +11,13 @@ from sdk.errors import ConfigurationError
 
 
 def load_app(spec: str) -> App:
+    """The App ``spec`` names, with its ``include=`` modules imported."""
+    app = _find(spec)
+    app.import_included()
+    return app
+
+
+def _find(spec: str) -> App:
     module_name, _, attr = spec.partition(":")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # as Celery does: `-A proj` finds ./proj

@@ -11,7 +11,8 @@ from typing import Any, TypeVar, overload
 
 from sdk.builtins import builtin
 from sdk.calls import Call, SendOptions
-from sdk.config import Settings, settings_from_object
+from sdk.celery_settings import translate
+from sdk.config import FIELDS, Settings, settings_from_object
 from sdk.context import Request, current_request
 from sdk.current import app_made
 from sdk.errors import ConfigurationError, DuplicateTask, TaskNotFound
@@ -65,7 +66,7 @@ class App:
     def import_included(self) -> None:
         """Import the task modules named by ``include=`` (the worker does, once the App's
         own module is loaded, so a task module may import the App)."""
-        for module in self.include:
+        for module in [*self.include, *self.conf.extra.get("include", ())]:
             try:
                 importlib.import_module(module)
             except ImportError as exc:
@@ -74,9 +75,20 @@ class App:
     def _resolve(self) -> Settings:
         return Settings().updated(self._code_settings).with_env()
 
-    def config_from_object(self, obj: object | str) -> None:
-        """Load Celery-style settings from a module (or its dotted name) or an object."""
-        self._code_settings.update(settings_from_object(obj))
+    def config_from_object(
+        self, obj: object | str, *, namespace: str | None = None, silent: bool = False
+    ) -> None:
+        """Celery's ``config_from_object``: settings from a module (or ``"module"``,
+        ``"module:attr"``), an object or a mapping, by Celery's names or Celeriac's; with
+        ``namespace="CELERY"``, only ``CELERY_``-prefixed names, as Django projects keep
+        them. ``silent``: a module that cannot be imported is no error."""
+        try:
+            raw = settings_from_object(obj)
+        except ConfigurationError:
+            if silent:
+                return
+            raise
+        self._code_settings.update(translate(raw, FIELDS, namespace))
         self.conf = self._resolve()
         self.close()
 

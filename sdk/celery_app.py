@@ -10,12 +10,12 @@ are refused by name, never dropped without a word (docs/migrating-from-celery.md
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from sdk.app import App
+from sdk.celery_settings import redis_url_of, translate
+from sdk.config import FIELDS
 from sdk.errors import ConfigurationError
 
-SCHEMES = ("redis", "rediss", "redis+cluster")
 #: Celery's constructor arguments with no meaning in Celeriac, as Celery defaults them
 _NO_MEANING = {
     "loader": None,
@@ -32,23 +32,6 @@ _NO_MEANING = {
     "strict_typing": True,
     "config_source_silent": False,
 }
-
-
-def redis_url_of(broker: str | None, backend: str | None) -> str | None:
-    """The one Redis URL a Celery ``broker=``/``backend=`` pair names; ConfigurationError
-    for another transport, or for two different servers."""
-    for what, url in (("broker", broker), ("backend", backend)):
-        if url is not None and urlsplit(url).scheme not in SCHEMES:
-            raise ConfigurationError(
-                f"{what}={url!r}: Celeriac runs on Redis or Valkey; give a "
-                f"{', '.join(s + '://' for s in SCHEMES)} URL"
-            )
-    if broker and backend and broker != backend:
-        raise ConfigurationError(
-            f"broker={broker!r} and backend={backend!r} differ: Celeriac keeps results "
-            "beside the runs in one Redis; give only broker= (or the same URL twice)"
-        )
-    return broker or backend
 
 
 class Celery(App):
@@ -72,7 +55,7 @@ class Celery(App):
                 f"Celery({', '.join(f'{k}=' for k in refused)}...): no meaning in Celeriac "
                 "(docs/migrating-from-celery.md)"
             )
-        settings = {k: v for k, v in kwargs.items() if k not in _NO_MEANING}
+        settings = translate({k: v for k, v in kwargs.items() if k not in _NO_MEANING}, FIELDS)
         url = redis_url_of(broker, backend)
         if url is not None:
             settings["redis_url"] = url
@@ -82,4 +65,4 @@ class Celery(App):
             self.config_from_object(config_source)
 
 
-__all__ = ["SCHEMES", "Celery", "redis_url_of"]
+__all__ = ["Celery"]

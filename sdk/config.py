@@ -74,6 +74,37 @@ class Settings:
     task_eager_propagates: bool = True
     extra: dict[str, Any] = field(default_factory=dict)  # unknown Celery-style settings
 
+    # -- Celery's ``app.conf`` -----------------------------------------------------------------
+    def update(self, values: Mapping[str, Any] | None = None, /, **more: Any) -> None:
+        """Celery's ``app.conf.update``: Celery's names (old or new) or Celeriac's, applied
+        in place; the environment still wins, as it does over ``App(...)``."""
+        from sdk.celery_settings import translate  # it needs this module's field names
+
+        changed = self.updated(translate({**(values or {}), **more}, FIELDS)).with_env()
+        for f in fields(self):
+            object.__setattr__(self, f.name, getattr(changed, f.name))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """``app.conf.beat_schedule = {...}`` and other Celery names: as ``update``."""
+        if name in FIELDS:
+            object.__setattr__(self, name, value)
+        else:
+            self.update({name: value})
+
+    def __getitem__(self, name: str) -> Any:
+        if name in FIELDS:
+            return getattr(self, name)
+        return self.extra[name]
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self.update({name: value})
+
+    def get(self, name: str, default: Any = None) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
     def updated(self, values: Mapping[str, Any]) -> Settings:
         """A copy with ``values`` applied; unknown names are kept in ``extra``."""
         known = {f.name for f in fields(self)} - {"extra"}
@@ -100,6 +131,9 @@ class Settings:
         return self.updated({n: env[v] for n, v in ENV_VARS.items() if env.get(v)})
 
 
+FIELDS = frozenset(f.name for f in fields(Settings))
+
+
 def _coerce(name: str, value: Any, current: Any) -> Any:
     if name == "redis_url" and isinstance(value, str):
         return check_redis_url(value)
@@ -121,15 +155,23 @@ def _coerce(name: str, value: Any, current: Any) -> Any:
 
 
 def settings_from_object(obj: object | str) -> dict[str, Any]:
-    """Celery's ``config_from_object``: public attributes of a module or object."""
+    """Celery's ``config_from_object`` source: the public settings of a module, an object
+    or a mapping; a string names a module (``"proj.settings"``) or an attribute of one
+    (``"django.conf:settings"``). Names come back as given (see sdk/celery_settings.py)."""
     if isinstance(obj, str):
+        module_name, _, attr = obj.partition(":")
         try:
-            obj = importlib.import_module(obj)
+            obj = importlib.import_module(module_name)
         except ImportError as exc:
-            raise ConfigurationError(f"cannot import config module {obj!r}: {exc}") from exc
-    items = obj.items() if isinstance(obj, Mapping) else vars(obj).items()
+            raise ConfigurationError(f"cannot import config module {module_name!r}: {exc}") from exc
+        if attr:
+            obj = getattr(obj, attr)
+    if isinstance(obj, Mapping):
+        items = list(obj.items())
+    else:  # dir(), not vars(): Django's settings are a lazy object
+        items = [(k, getattr(obj, k)) for k in dir(obj) if not k.startswith("_")]
     return {
-        k.lower(): v
+        k: v
         for k, v in items
         if not k.startswith("_") and not callable(v) and not isinstance(v, types.ModuleType)
     }

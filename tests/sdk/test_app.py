@@ -7,7 +7,8 @@ import types
 import pytest
 import redis
 
-from sdk import App, Task, states
+from sdk import App, Task, celery_settings, states
+from sdk.celery_settings import CelerySettingWarning
 from sdk.errors import DuplicateTask, InvalidRequest
 from sdk.protocol.keys import Keys
 
@@ -75,13 +76,15 @@ def test_settings_precedence_env_over_app_over_default(monkeypatch: pytest.Monke
     assert App("t", prefix="mine").conf.prefix == "from-env"
 
 
-def test_config_from_object_reads_celery_style_settings() -> None:
+def test_config_from_object_reads_celery_style_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(celery_settings, "_warned", set())
     config = types.SimpleNamespace(result_expires=60, TASK_ALWAYS_EAGER=True, broker_pool=3)
     app = App("t")
-    app.config_from_object(config)
+    with pytest.warns(CelerySettingWarning, match="broker_pool: no meaning in Celeriac"):
+        app.config_from_object(config)
     assert app.conf.result_expires == 60
     assert app.conf.task_always_eager is True
-    assert app.conf.extra["broker_pool"] == 3
+    assert "broker_pool" not in app.conf.extra  # warned about, not kept
 
 
 @pytest.mark.parametrize("partitions", [1, 4])

@@ -6,12 +6,16 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import types
+import warnings
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from sdk import App, Celery, current, current_app, shared_task
+from sdk import App, Celery, celery_settings, current, current_app, shared_task
+from sdk.celery_settings import CelerySettingWarning
 from sdk.errors import ConfigurationError, MaxRetriesExceeded, MaxRetriesExceededError
 from sdk.loader import load_app
 
@@ -112,3 +116,73 @@ def test_include_is_imported_by_the_worker_loader(
 
 def test_celerys_exception_names() -> None:
     assert MaxRetriesExceededError is MaxRetriesExceeded
+
+
+# -- settings ------------------------------------------------------------------------------
+@pytest.fixture
+def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(celery_settings, "_warned", set())
+
+
+def test_old_upper_case_names_configure_celeriac(fresh_warnings: None) -> None:
+    config = {
+        "BROKER_URL": "redis://127.0.0.1:1/3",
+        "CELERY_RESULT_BACKEND": "redis://127.0.0.1:1/3",
+        "CELERY_TASK_RESULT_EXPIRES": timedelta(hours=2),
+        "CELERY_ALWAYS_EAGER": True,
+        "CELERY_TIMEZONE": "Europe/Paris",
+        "CELERY_DEFAULT_QUEUE": "work",
+        "CELERYBEAT_SCHEDULE": {"tick": {"task": "proj.tick", "schedule": 10.0}},
+        "CELERY_IMPORTS": ["proj.tasks"],
+    }
+    app = Celery("proj", config_source=config)
+    conf = app.conf
+    assert conf.redis_url == "redis://127.0.0.1:1/3" and conf.result_expires == 7200
+    assert conf.task_always_eager is True and conf.timezone == "Europe/Paris"
+    assert conf.default_queue == "work" and conf["beat_schedule"]["tick"]["schedule"] == 10.0
+    assert conf.extra["include"] == ["proj.tasks"]
+
+
+def test_a_django_namespace_reads_only_its_prefix(fresh_warnings: None) -> None:
+    settings = types.SimpleNamespace(
+        CELERY_BROKER_URL="redis://127.0.0.1:1/4",
+        CELERY_TASK_ALWAYS_EAGER=True,
+        SECRET_KEY="not celery's",  # a Django setting: not read, no warning
+        DEBUG=True,
+    )
+    app = Celery("proj")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        app.config_from_object(settings, namespace="CELERY")
+    assert app.conf.redis_url == "redis://127.0.0.1:1/4" and app.conf.task_always_eager
+
+
+def test_conf_update_mapping_access_and_beat_schedule_assignment(fresh_warnings: None) -> None:
+    app = Celery("proj")
+    app.conf.update(task_default_queue="mail", result_expires=60)
+    app.conf.beat_schedule = {"every": {"task": "proj.tick", "schedule": 5.0}}
+    app.conf["task_serializer"] = "msgpack"
+    assert app.conf.default_queue == "mail" and app.conf["result_expires"] == 60
+    assert app.conf.get("beat_schedule")["every"]["schedule"] == 5.0
+    assert app.conf.serializer == "msgpack" and app.conf.get("nothing", 7) == 7
+    with pytest.warns(CelerySettingWarning, match="worker_concurrency.*-c N"):
+        app.conf.update(CELERYD_CONCURRENCY=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        app.conf.update(worker_concurrency=8)  # once per name: no second warning
+
+
+def test_the_same_settings_mean_the_same_in_celery() -> None:
+    """What the tests above read, read by Celery 5 itself (when the bench extra is in)."""
+    celery = pytest.importorskip("celery")
+    app = celery.Celery("proj")
+    app.config_from_object(
+        types.SimpleNamespace(CELERY_BROKER_URL="redis://127.0.0.1:1/4", SECRET_KEY="x"),
+        namespace="CELERY",
+    )
+    assert app.conf.broker_url == "redis://127.0.0.1:1/4"
+    app.conf.update(task_default_queue="mail")
+    app.conf.beat_schedule = {"every": {"task": "proj.tick", "schedule": 5.0}}
+    assert app.conf.task_default_queue == "mail" and app.conf["beat_schedule"]["every"]
+    old = celery.Celery("old", config_source={"CELERY_ALWAYS_EAGER": True, "BROKER_URL": "x://"})
+    assert old.conf.task_always_eager is True and old.conf.broker_url == "x://"

@@ -186,3 +186,25 @@ def test_the_same_settings_mean_the_same_in_celery() -> None:
     assert app.conf.task_default_queue == "mail" and app.conf["beat_schedule"]["every"]
     old = celery.Celery("old", config_source={"CELERY_ALWAYS_EAGER": True, "BROKER_URL": "x://"})
     assert old.conf.task_always_eager is True and old.conf.broker_url == "x://"
+
+
+def test_dash_a_finds_the_app_as_celery_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``-A proj`` finds ``proj.celery``'s app; ``-A proj.celery``, ``-A proj.celery:app``
+    and ``-A proj.celery.app`` name it; a module's ``app`` wins over other Apps in it."""
+    proj = tmp_path / "findproj"
+    proj.mkdir()
+    (proj / "__init__.py").write_text("")
+    (proj / "celery.py").write_text(
+        "from sdk import Celery\napp = Celery('findproj')\nother = Celery('other')\n"
+    )
+    (tmp_path / "single.py").write_text("from sdk import App\nmine = App('single')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for spec in ("findproj", "findproj.celery", "findproj.celery:app", "findproj.celery.app"):
+        assert load_app(spec).main == "findproj", spec
+    assert load_app("single").main == "single"  # no app or celery attribute: its one App
+    with pytest.raises(ConfigurationError, match=r"'findproj\.celery:nothing' is not"):
+        load_app("findproj.celery:nothing")
+    with pytest.raises(ConfigurationError, match="cannot import 'nosuchproj'"):
+        load_app("nosuchproj")

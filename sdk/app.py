@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 import inspect
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
@@ -57,16 +58,50 @@ class App:
         self.periodic_tasks: list[PeriodicTask] = []  # static schedules (sdk/schedules.py)
         self.on_after_configure = Signal()
         self.include: list[str] = []  # task modules the worker imports (Celery's include=)
+        self._discover: list[tuple[Iterable[str] | Callable[[], Iterable[str]], str]] = []
         app_made(self, set_as_current)
 
     def __repr__(self) -> str:
         return f"<App {self.main}: {len(self.tasks)} tasks>"
 
     # -- configuration ------------------------------------------------------------------------
+    def autodiscover_tasks(
+        self,
+        packages: Iterable[str] | Callable[[], Iterable[str]] | None = None,
+        related_name: str = "tasks",
+        force: bool = False,
+    ) -> None:
+        """Celery's ``autodiscover_tasks``: each package's ``tasks`` module (``related_name``)
+        is imported with the ``include=`` modules, or now with ``force``; a package without
+        one is skipped. ``packages`` may be a callable, read when the modules are imported."""
+        if packages is None:  # Celery reads Django's installed apps here: not built yet
+            raise ConfigurationError(
+                "autodiscover_tasks() needs the packages: finding Django's installed apps "
+                "is not built yet (docs/migrating-from-celery.md)"
+            )
+        self._discover.append((packages, related_name))
+        if force:
+            self.import_included()
+
+    def _discovered(self) -> list[str]:
+        """The task modules of the packages given to ``autodiscover_tasks`` that exist."""
+        found = []
+        for packages, related_name in self._discover:
+            for package in packages() if callable(packages) else packages:
+                module = f"{package}.{related_name}"
+                try:
+                    exists = importlib.util.find_spec(module) is not None
+                except ImportError as exc:  # the package itself is missing
+                    raise ConfigurationError(f"autodiscover_tasks: {package!r}: {exc}") from exc
+                if exists:
+                    found.append(module)
+        return found
+
     def import_included(self) -> None:
-        """Import the task modules named by ``include=`` (the worker does, once the App's
-        own module is loaded, so a task module may import the App)."""
-        for module in [*self.include, *self.conf.extra.get("include", ())]:
+        """Import the task modules named by ``include=`` and found by ``autodiscover_tasks``
+        (the worker does, once the App's own module is loaded, so a task module may
+        import the App)."""
+        for module in [*self.include, *self.conf.extra.get("include", ()), *self._discovered()]:
             try:
                 importlib.import_module(module)
             except ImportError as exc:

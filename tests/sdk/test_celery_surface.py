@@ -208,3 +208,29 @@ def test_dash_a_finds_the_app_as_celery_does(
         load_app("findproj.celery:nothing")
     with pytest.raises(ConfigurationError, match="cannot import 'nosuchproj'"):
         load_app("nosuchproj")
+
+
+def test_autodiscover_imports_each_packages_tasks_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, tasks in (("shop", True), ("blog", False)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text("")
+        if tasks:
+            (tmp_path / name / "tasks.py").write_text(
+                "from sdk import shared_task\n\n@shared_task\ndef checkout(x):\n    return x\n"
+            )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    app = Celery("proj")
+    app.autodiscover_tasks(lambda: ["shop", "blog"])  # read when the worker imports
+    assert "shop.tasks.checkout" not in app.tasks
+    app.import_included()
+    assert "shop.tasks.checkout" in app.tasks  # blog has no tasks module: skipped
+    forced = Celery("forced")
+    forced.autodiscover_tasks(["shop"], force=True)
+    assert "shop.tasks.checkout" in forced.tasks
+    with pytest.raises(ConfigurationError, match="needs the packages"):
+        forced.autodiscover_tasks()
+    forced.autodiscover_tasks(["no_such_package"])
+    with pytest.raises(ConfigurationError, match="'no_such_package'"):
+        forced.import_included()

@@ -170,18 +170,16 @@ def build_workflow(
     """``call`` and what follows it as one plan, every run of one partition: a chain is
     its first run, carrying the later links; a chord (``call.header``) opens a hash that
     holds its body (and the chain after it) until its header, queued here, has ended."""
-    if not call.header:
-        sub = build_submission(
-            call, codec, default_queue=default_queue, content_type=content_type, keys=keys
+
+    def submission(c: Call) -> Submission:
+        return build_submission(
+            c, codec, default_queue=default_queue, content_type=content_type, keys=keys
         )
-        return Plan(None, [sub], [Step(sub.message.id), *steps_of(sub.message.chain or [])])
-    body = build_submission(
-        replace(call, header=()),
-        codec,
-        default_queue=default_queue,
-        content_type=content_type,
-        keys=keys,
-    )
+
+    if not call.header:
+        sub = submission(call)
+        return Plan(None, [sub], [Step(sub.message.id), *_steps_of(sub.message.chain or [])])
+    body = submission(replace(call, header=()))
     m = body.message
     m.chord_body = True
     links = _Links(keys, keys.partition(m.id), codec, default_queue, content_type)
@@ -191,11 +189,11 @@ def build_workflow(
     return Plan(
         plans.chord_open(keys, body, len(subs), content_type),
         subs,
-        [first, *steps_of(m.chain or [])],
+        [first, *_steps_of(m.chain or [])],
     )
 
 
-def steps_of(links: Sequence[Link]) -> list[Step]:
+def _steps_of(links: Sequence[Link]) -> list[Step]:
     """The steps of a chain's later links."""
     return [Step(k.message.id, _header_ids(k)) for k in links]
 

@@ -32,26 +32,22 @@ def follow(message: p.Message, outcome: Outcome, codec: Codec) -> Follow:
     """What the outcome of a chain link, a chord member or a run with callbacks brings
     about, in its finish call (docs/canvas.md)."""
     ref = _counts_in(message, outcome.state)
-    error = b"" if ref is None else member_error(message, ref, outcome, codec)
+    error = b"" if ref is None else _member_error(message, ref, outcome, codec)
     try:
         if outcome.state == states.SUCCESS:
             value = outcome.value
             opens, runs = next_step(message, value, codec) if message.chain else ([], [])
             runs += [_run_of(message, link, value, codec) for link in message.link or []]
-            return Follow(open=opens, submit=runs, chord=_member(message, ref, error))
+            return Follow(open=opens, submit=runs, chord=_member(ref, error))
         errbacks = [_run_of(message, link, message.id, codec) for link in message.link_error or []]
     except CeleriacError as exc:  # a result that cannot be an argument of what follows
         log.error("run %s: what follows it cannot start: %s", message.id, exc)
         cause = describe(exc)
-        chord = _member(message, ref, error)
         if message.chord is None:  # a header chain's link: the chain ends, failing its chord
             ref = _counts_in(message, states.FAILURE)
-            failed = (
-                b"" if ref is None else _chord_error(message, ref, states.FAILURE, cause, codec)
-            )
-            chord = _member(message, ref, failed)
+            error = b"" if ref is None else _chord_error(message, ref, states.FAILURE, cause, codec)
         fields = {p.F_ERROR: codec.encode(cause, "json")[0]}
-        return Follow(end=later(message), end_fields=fields, chord=chord)
+        return Follow(end=later(message), end_fields=fields, chord=_member(ref, error))
     # the later links end in its state (a dead run's followers fail: only the run
     # itself goes to the dead letters)
     state = states.FAILURE if outcome.state == states.DEAD else outcome.state
@@ -61,7 +57,7 @@ def follow(message: p.Message, outcome: Outcome, codec: Codec) -> Follow:
         end=later(message),
         end_state=state,
         end_fields=fields,
-        chord=_member(message, ref, error),
+        chord=_member(ref, error),
     )
 
 
@@ -84,7 +80,7 @@ def _counts_in(message: p.Message, state: str) -> p.ChordRef | None:
     return message.chain[-1].message.chord
 
 
-def _member(message: p.Message, ref: p.ChordRef | None, error: bytes) -> ChordMember | None:
+def _member(ref: p.ChordRef | None, error: bytes) -> ChordMember | None:
     if ref is None:
         return None
     body = p.Message(
@@ -93,7 +89,7 @@ def _member(message: p.Message, ref: p.ChordRef | None, error: bytes) -> ChordMe
     return ChordMember(body=body, index=ref.index, error=error)
 
 
-def member_error(message: p.Message, ref: p.ChordRef, outcome: Outcome, codec: Codec) -> bytes:
+def _member_error(message: p.Message, ref: p.ChordRef, outcome: Outcome, codec: Codec) -> bytes:
     """The chord's error should this header run not succeed ("" when it did): it names
     the run."""
     if outcome.state == states.SUCCESS:
@@ -168,20 +164,12 @@ def _run_of(
     return Submission(submitted, body)
 
 
-__all__ = [
-    "first_argument",
-    "follow",
-    "follows",
-    "later",
-    "member_error",
-    "next_step",
-    "revoked",
-]
-
-
 def revoked(keys: Keys, limits: Limits, message: p.Message, codec: Codec) -> ScriptCall[bool]:
     """The finish call that ends a queued run as REVOKED with its follow-ups, for
     ``revoke.lua`` to make should the run indeed never start."""
     stream = keys.stream(keys.partition(message.id), message.queue, message.priority)
     then = follow(message, Outcome(states.REVOKED), codec)
     return plans.finish(keys, limits, message, stream, "", states.REVOKED, None, {}, then)
+
+
+__all__ = ["first_argument", "follow", "follows", "revoked"]

@@ -270,6 +270,10 @@ class Chain:
     def __repr__(self) -> str:
         return " | ".join(map(repr, self.links))
 
+    def clone(self) -> Chain:
+        """A copy, its steps copies too (options set on it never reach the original)."""
+        return Chain(*(step.clone() for step in self.links))
+
     def __or__(self, other: ChainStep | Chain) -> Chain:
         return Chain(self, other)
 
@@ -340,7 +344,8 @@ class Chain:
         app = self.app
         link, link_error = options.pop("link", None), options.pop("link_error", None)
         first, *rest = self.links
-        links = [_with_args(first, tuple(args), dict(kwargs or {}), options), *map(_copy, rest)]
+        links = [_with_args(first, tuple(args), dict(kwargs or {}), options)]
+        links += [step.clone() for step in rest]  # link_error= below sets their options
         last = links[-1]
         if link is not None:  # as Celery: the chain's callback follows its last link
             if not isinstance(last, Signature):
@@ -388,20 +393,17 @@ def _single(result: AsyncResult | GroupResult | None) -> AsyncResult | None:
     return result if isinstance(result, AsyncResult) else None
 
 
-def _copy(step: ChainStep) -> ChainStep:
-    return step.clone() if isinstance(step, Signature) else step
-
-
 def _with_args(
     step: ChainStep, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
 ) -> ChainStep:
-    """``step`` with ``args`` in front of its own: of a group, each member's; of a chord,
-    each of its header's."""
+    """A copy of ``step`` with ``args`` in front of its own: of a group, each member's; of
+    a chord, each of its header's."""
     if isinstance(step, Signature):
         return step.clone(args, kwargs, **options)
     if isinstance(step, Group):
         return Group(*step._with(args, kwargs, options))
-    return Chord(Group(*step.header._with(args, kwargs, options)), step.body)
+    body = None if step.body is None else step.body.clone()
+    return Chord(Group(*step.header._with(args, kwargs, options)), body)
 
 
 def _signatures(steps: Iterable[ChainStep | Chain]) -> list[Signature]:
@@ -474,6 +476,10 @@ class Group:
     def __len__(self) -> int:
         return len(self.members)
 
+    def clone(self) -> Group:
+        """A copy, its members copies too."""
+        return Group(*(m.clone() for m in self.members))
+
     def __or__(self, other: Signature | Group | Chord | Chain) -> Chain | Chord:
         if isinstance(other, Signature):
             return Chord(self, other)
@@ -499,7 +505,9 @@ class Group:
         for m in self.members:
             if isinstance(m, Chain):
                 first, *rest = m.links
-                out.append(Chain(_with_args(first, args, kwargs, options), *rest))
+                out.append(
+                    Chain(_with_args(first, args, kwargs, options), *(s.clone() for s in rest))
+                )
             else:
                 out.append(_with_args(m, args, kwargs, options))  # type: ignore[arg-type]  # of a signature or a chord: the same kind
         return out
@@ -567,7 +575,8 @@ class Chord:
         return self.apply_async(args, kwargs)
 
     def clone(self) -> Chord:
-        return Chord(self.header, self.body)
+        """A copy, its header's and body's signatures copies too."""
+        return Chord(self.header.clone(), None if self.body is None else self.body.clone())
 
     def apply_async(
         self, args: Iterable[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any

@@ -235,3 +235,12 @@ def test_a_chain_compiles_its_groups_to_chords(app: App) -> None:
     assert last.task == "celeriac.collect" and len(last.header) == 3
     with pytest.raises(InvalidRequest, match="empty group"):
         (add.s(1, 1) | group()).to_call()
+
+
+def test_a_chains_link_error_leaves_the_callers_signatures_alone(app: App) -> None:
+    add, total = app.tasks["c.add"], app.tasks["c.total"]
+    fan, body, after = group(add.s(1), add.s(2)), total.s(), add.s(1)
+    result = (add.s(1, 1) | chord(fan, body) | after).apply_async(link_error=add.si(0, 0))
+    assert result.get() == 8  # (1+1+1) + (1+1+2) + 1: [3, 4] -> 7 -> 8
+    for sig in (*fan.members, body, after):
+        assert isinstance(sig, Signature) and "link_error" not in sig.options

@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 
 from sdk import protocol as p
+from sdk.builtins import COLLECT
 from sdk.errors import InvalidRequest
 from sdk.protocol import plans
 from sdk.protocol.envelope import Link
@@ -76,6 +77,17 @@ class Step:
 
     id: str
     header: tuple[str, ...] | None = None
+
+
+def chord_call(header: Sequence[Call], body: Call | None) -> Call:
+    """A chord as one call: its body with the header's calls. A group with no body (one
+    that ends a chain, or is followed by another group) gets the built-in body that
+    collects its results (``sdk/builtins.py``), on the queue of its first run."""
+    if not header:
+        raise InvalidRequest("an empty group in a chain has nothing to run")
+    if body is None:
+        body = Call(COLLECT, (), {}, SendOptions(queue=header[0].options.queue))
+    return replace(body, header=tuple(header))
 
 
 def _eta_ms(opts: SendOptions, now: int) -> int | None:

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from sdk.builtins import COLLECT, MAP, STARMAP, builtin
-from sdk.calls import Call, SendOptions, Step
+from sdk.builtins import MAP, STARMAP, builtin
+from sdk.calls import Call, SendOptions, Step, chord_call
 from sdk.errors import InvalidRequest
 from sdk.protocol.clock import new_id
 from sdk.result import AsyncResult, EagerResult, GroupResult
@@ -427,16 +427,10 @@ def _step_call(step: Signature | Chord) -> Call:
     """A chain step as a call: a chord's, its body with its header's calls."""
     if isinstance(step, Signature):
         return step.to_call()
-    members = [_member_call(m) for m in step.header.members]
-    if not members:
-        raise InvalidRequest("an empty group in a chain has nothing to run")
-    if step.body is None:  # a group's results, collected on the queue of its first run
-        body = Call(COLLECT, (), {}, SendOptions(queue=members[0].options.queue))
-    elif isinstance(step.body, Signature):
-        body = step.body.to_call()
-    else:
+    if step.body is not None and not isinstance(step.body, Signature):
         raise InvalidRequest(f"a chord's body here is a signature, not {step.body!r}")
-    return replace(body, header=tuple(members))
+    members = [_member_call(m) for m in step.header.members]
+    return chord_call(members, None if step.body is None else step.body.to_call())
 
 
 def _header_run(member: Signature | Chain | Chord) -> Signature | Chain:

@@ -25,8 +25,7 @@ from gateway.responses import JSONResponse
 from gateway.routes.tasks import call_for
 from gateway.state import Deps, deps
 from sdk.broker import Workflow
-from sdk.builtins import COLLECT
-from sdk.calls import Call, Plan, SendOptions, Step, build_workflow
+from sdk.calls import Call, Plan, SendOptions, Step, build_workflow, chord_call
 from sdk.errors import CeleriacError, Conflict, InvalidRequest
 from sdk.protocol import JSON, new_id
 
@@ -70,8 +69,10 @@ async def _call(d: Deps, raw: Any, path: str, given: bool = False) -> Call:
     if _kind(raw, path) != "task":
         raise InvalidRequest(f"{path}: a signature here")
     raw = dict(raw)
-    options = dict(raw["options"]) if isinstance(raw.get("options"), dict) else raw.get("options")
-    if isinstance(options, dict):
+    callbacks: tuple[Call, ...] = ()
+    errbacks: tuple[Call, ...] = ()
+    if isinstance(raw.get("options"), dict):
+        options = dict(raw["options"])
         callbacks = await _callbacks(d, options.pop("link", None), f"{path}.link")
         errbacks = await _callbacks(d, options.pop("link_error", None), f"{path}.link_error")
         raw["options"] = options
@@ -88,8 +89,6 @@ async def _call(d: Deps, raw: Any, path: str, given: bool = False) -> Call:
         call = call_for(entry, replace_queue(sig.options, entry.queue), sig.args, sig.kwargs)
     except CeleriacError as exc:
         raise _named(path, exc) from None
-    if not isinstance(options, dict):
-        return replace(call, immutable=sig.immutable)
     return replace(call, immutable=sig.immutable, callbacks=callbacks, errbacks=errbacks)
 
 
@@ -125,7 +124,7 @@ async def _chain(d: Deps, raw: Any, path: str, given: bool = False) -> Call:
             if i + 1 < len(items) and _kind(items[i + 1], f"{path}[{i + 1}]") == "task":
                 i += 1
                 body = await _call(d, items[i], f"{path}[{i}]", given=True)
-            steps.append(_chord_call(header, body))
+            steps.append(chord_call(header, body))
         elif kind == "chord":
             steps += await _chord(d, items[i]["chord"], f"{where}.chord", first)
         else:
@@ -165,15 +164,7 @@ async def _chord(d: Deps, raw: Any, path: str, given: bool = False) -> list[Call
         body = _flat(await _chain(d, raw["body"]["chain"], f"{path}.body.chain", given=True))
     else:
         body = [await _call(d, raw["body"], f"{path}.body", given=True)]
-    return [_chord_call(header, body[0]), *body[1:]]
-
-
-def _chord_call(header: list[Call], body: Call | None) -> Call:
-    """A chord as one call: its body with the header; a group's body collects the
-    results (``sdk/builtins.py``), on the queue of its first run."""
-    if body is None:
-        body = Call(COLLECT, (), {}, SendOptions(queue=header[0].options.queue))
-    return replace(body, header=tuple(header))
+    return [chord_call(header, body[0]), *body[1:]]
 
 
 def _plan(d: Deps, call: Call, path: str) -> Plan:
@@ -223,7 +214,7 @@ async def _flow(d: Deps, raw: Any, path: str) -> Call:
     if kind == "chord":
         first, *rest = await _chord(d, raw["chord"], f"{path}.chord" if path != "chord" else path)
         return replace(first, chain=tuple(rest))
-    return _chord_call(await _header(d, raw["group"], f"{path}.group", False), None)
+    return chord_call(await _header(d, raw["group"], f"{path}.group", False), None)
 
 
 async def submit_workflow(request: Request) -> Response:

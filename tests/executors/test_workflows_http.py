@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -114,10 +113,10 @@ def test_nested_workflows_as_json(client: httpx.Client) -> None:
 def test_revoking_a_workflow_revokes_its_pending_runs(client: httpx.Client) -> None:
     chain = {"chain": [sig("t.slow_add", 1, 1, 0.5), sig("t.add", 1), sig("t.add", 1)]}
     sent = client.post("/workflows", json=chain).json()
-    time.sleep(0.2)  # the first link has started
+    first, *later = sent["members"]
+    wait_for(lambda: client.get(f"/runs/{first}").json()["state"] == "STARTED", 5)
     revoked = client.post(f"/runs/{sent['id']}/revoke")
     assert revoked.status_code == 202, revoked.text
-    first, *later = sent["members"]
     assert revoked.json()["runs"][first] == "running"  # it runs on, without terminate
     assert all(revoked.json()["runs"][i] == "missing" for i in later)  # not sent yet: marked
     done = client.get(f"/runs/{sent['id']}", params={"wait": 10}).json()

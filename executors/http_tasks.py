@@ -11,6 +11,7 @@ over ``PUT /tasks/{name}`` take effect without a restart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Coroutine, Mapping
@@ -120,12 +121,11 @@ class Caller:
         except InvalidCallback as exc:
             raise TargetRefused(exc.message) from None
         headers = self._headers(target, run_id, payload, checked.host_header)
-        cap = self._cap(target)
+        cap = self._cap(target) or contextlib.nullcontext()
         try:
-            if cap is not None:
-                await cap.acquire()
-            try:
-                async with self._http().request(
+            async with (
+                cap,
+                self._http().request(
                     target.method.upper(),
                     str(checked.connect_url()),
                     data=payload,
@@ -133,11 +133,9 @@ class Caller:
                     timeout=aiohttp.ClientTimeout(total=timeout),
                     allow_redirects=False,
                     server_hostname=checked.url.host if checked.url.scheme == "https" else None,
-                ) as response:
-                    answer = Answer(response.status, await response.read(), response.headers)
-            finally:
-                if cap is not None:
-                    cap.release()
+                ) as response,
+            ):
+                answer = Answer(response.status, await response.read(), response.headers)
         except TimeoutError:
             raise task.retry(exc=TargetUnavailable(f"no answer within {timeout:g}s")) from None
         except aiohttp.ClientError as exc:

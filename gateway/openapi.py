@@ -282,6 +282,7 @@ SCHEMAS: dict[str, Schema] = {
 }
 
 _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 _SUBMIT_BODY = {
     "required": False,
     "content": {
@@ -368,7 +369,7 @@ PATHS: dict[str, Schema] = {
         "get": {
             "summary": "A run; with ?wait=N, long-poll up to N seconds for a terminal state",
             "parameters": [
-                {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
+                _ID,
                 {
                     "name": "wait",
                     "in": "query",
@@ -380,7 +381,7 @@ PATHS: dict[str, Schema] = {
     },
     "/workflows": {
         "post": {
-            "summary": "Submit a chain, a group or a chord (nestable: chains in a group)",
+            "summary": "Submit a chain, group or chord (nestable), or one signature with callbacks",
             "requestBody": {
                 "required": True,
                 "content": {"application/json": {"schema": _ref("Workflow")}},
@@ -394,9 +395,7 @@ PATHS: dict[str, Schema] = {
     "/runs/{id}/retry": {
         "post": {
             "summary": "Submit a failed, revoked or dead run again, as a new run (its parent_id)",
-            "parameters": [
-                {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
-            ],
+            "parameters": [_ID],
             "responses": {
                 "202": _json(_ref("Accepted"), "the new run, queued durably"),
                 **_errors(404, 409, 503),
@@ -406,9 +405,7 @@ PATHS: dict[str, Schema] = {
     "/runs/{id}/revoke": {
         "post": {
             "summary": "Revoke a run: a queued one never starts; terminate stops a running one",
-            "parameters": [
-                {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
-            ],
+            "parameters": [_ID],
             "requestBody": {
                 "required": False,
                 "content": {
@@ -510,9 +507,7 @@ PATHS: dict[str, Schema] = {
     "/dead-letters/{id}/requeue": {
         "post": {
             "summary": "Put a dead run back on its queue for a fresh round of deliveries",
-            "parameters": [
-                {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
-            ],
+            "parameters": [_ID],
             "responses": {"202": {"description": "queued again"}, **_errors(404, 409, 503)},
         }
     },

@@ -78,13 +78,15 @@ def _steps(raw: list[dict[str, Any]]) -> list[Step]:
     ]
 
 
-def _composed(call: Call) -> bool:
+def _over_workflows(call: Call) -> bool:
+    """Whether the gateway takes this call only through ``POST /workflows``: it has
+    later steps or callbacks, which ``POST /tasks`` has no field for."""
     return bool(call.chain or call.header or call.callbacks or call.errbacks)
 
 
 def _plan_send(calls: Sequence[Call]) -> list[tuple[Request, int]]:
     """One request per run of a lone call, one batch request per run of same-task calls."""
-    if any(map(_composed, calls)):
+    if any(map(_over_workflows, calls)):
         raise InvalidRequest(_NO_WORKFLOWS)
     plans: list[tuple[Request, int]] = []
     for task, group in groupby(calls, key=lambda c: c.task):
@@ -147,9 +149,9 @@ class HttpTransport:
         return self._aclient.get()
 
     def send(self, calls: Sequence[Call]) -> list[str]:
-        if any(map(_composed, calls)):  # a run with callbacks: one POST /workflows each
+        if any(map(_over_workflows, calls)):  # a run with callbacks: one POST /workflows each
             return [
-                self.send_workflows([c])[0][-1].id if _composed(c) else self.send([c])[0]
+                self.send_workflows([c])[0][-1].id if _over_workflows(c) else self.send([c])[0]
                 for c in calls
             ]
         ids: list[str] = []

@@ -92,10 +92,10 @@ class RedisTransport:
     def send_group(self, calls: Sequence[Call]) -> tuple[str, list[list[Step]]]:
         """A group's members: its plain runs in one round trip, what is composed (chains,
         chords, callbacks) as workflows in another; each member's steps, in order."""
-        plain = [c for c in calls if not _composed(c)]
+        plain = [c for c in calls if not _has_steps(c)]
         ids = iter(self.send(plain))
-        flows = iter(self.send_workflows([c for c in calls if _composed(c)]))
-        sent = [next(flows) if _composed(c) else [Step(next(ids))] for c in calls]
+        flows = iter(self.send_workflows([c for c in calls if _has_steps(c)]))
+        sent = [next(flows) if _has_steps(c) else [Step(next(ids))] for c in calls]
         return new_id(), sent
 
     def save_group(self, group_id: str, run_ids: Sequence[str]) -> None:
@@ -172,5 +172,7 @@ class _unavailable:
             raise BrokerUnavailable(f"Redis unreachable: {exc}") from exc
 
 
-def _composed(call: Call) -> bool:
+def _has_steps(call: Call) -> bool:
+    """Whether the call is more than one run to plan (a chain, a chord); callbacks ride
+    in a plain submission."""
     return bool(call.chain or call.header)

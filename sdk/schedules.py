@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from sdk.canvas import Chain, Chord, Group, Signature
 from sdk.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -127,13 +128,13 @@ def periodic_task(
     arguments and options are used where ``args``, ``kwargs`` and ``options`` give none.
     A chain, group or chord, or callbacks, are a ConfigurationError: the scheduler
     stores one task call."""
-    if any(hasattr(sig, kind) for kind in ("links", "members", "header")):
+    if isinstance(sig, Chain | Group | Chord):
         raise ConfigurationError(f"a periodic task is one signature, not {sig!r}")
     args, kwargs, options = tuple(args), dict(kwargs or {}), dict(options or {})
-    if hasattr(sig, "immutable"):  # a signature
-        args = args or tuple(getattr(sig, "args", ()))
-        kwargs = kwargs or dict(getattr(sig, "kwargs", {}))
-        options = {**getattr(sig, "options", {}), **options}
+    if isinstance(sig, Signature):
+        args = args or sig.args
+        kwargs = kwargs or dict(sig.kwargs)
+        options = {**sig.options, **options}
     if _NOT_KEPT & set(options):
         raise ConfigurationError(f"a periodic task keeps no link= or link_error= ({sig!r})")
     task = task_name(sig)
